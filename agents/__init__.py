@@ -1,0 +1,1 @@
+"""Agents that move data in and out of the NGSI-LD broker."""

@@ -1,0 +1,1 @@
+"""Payload codecs: bytes and network-server objects to measurements."""

@@ -1,0 +1,1 @@
+"""Consumers that receive NGSI-LD notifications."""

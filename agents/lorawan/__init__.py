@@ -1,0 +1,1 @@
+"""LoRaWAN network-server sources and the Uplink value."""

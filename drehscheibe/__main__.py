@@ -1,0 +1,3 @@
+from drehscheibe.cli import main
+
+main()

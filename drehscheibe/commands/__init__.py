@@ -1,0 +1,1 @@
+"""Command groups of the `drehscheibe` CLI, one module per group."""

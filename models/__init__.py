@@ -1,0 +1,1 @@
+"""FIWARE Smart Data Models as typed entities that become NGSI-LD."""

@@ -1,0 +1,1 @@
+"""JSON Schemas this project owns, and validation against Smart Data Models schemas."""
