@@ -5,6 +5,8 @@
     └── NgsiApiError              the broker answered with a ProblemDetails body
         ├── InvalidRequest        400
         ├── BadRequestData        400
+        ├── Unauthorized          401   (no or bad credentials)
+        ├── Forbidden             403   (credentials without the right)
         ├── TooComplexQuery       403
         ├── TooManyResults        403
         ├── ResourceNotFound      404   (alias NotFound)
@@ -31,6 +33,7 @@ __all__ = [
     "ERROR_TYPE_BASE",
     "AlreadyExists",
     "BadRequestData",
+    "Forbidden",
     "InternalError",
     "InvalidRequest",
     "LdContextNotAvailable",
@@ -45,6 +48,7 @@ __all__ = [
     "ResourceNotFound",
     "TooComplexQuery",
     "TooManyResults",
+    "Unauthorized",
     "error_from_problem",
 ]
 
@@ -129,6 +133,16 @@ class BadRequestData(NgsiApiError):
     error_name = "BadRequestData"
 
 
+class Unauthorized(NgsiApiError):
+    status = 401
+    error_name = "Unauthorized"
+
+
+class Forbidden(NgsiApiError):
+    status = 403
+    error_name = "Forbidden"
+
+
 class TooComplexQuery(NgsiApiError):
     status = 403
     error_name = "TooComplexQuery"
@@ -180,6 +194,8 @@ class LdContextNotAvailable(NgsiApiError):
 _TITLES = {
     "InvalidRequest": "The request associated to the operation is syntactically invalid",
     "BadRequestData": "The request includes input data which does not meet the requirements",
+    "Unauthorized": "Authentication is needed",
+    "Forbidden": "The credentials do not allow this operation",
     "TooComplexQuery": "The query is too complex",
     "TooManyResults": "Too many results",
     "ResourceNotFound": "Resource not found",
@@ -196,6 +212,8 @@ _BY_NAME: dict[str, type[NgsiApiError]] = {
     for cls in (
         InvalidRequest,
         BadRequestData,
+        Unauthorized,
+        Forbidden,
         TooComplexQuery,
         TooManyResults,
         ResourceNotFound,
@@ -210,7 +228,8 @@ _BY_NAME: dict[str, type[NgsiApiError]] = {
 
 _BY_STATUS: dict[int, type[NgsiApiError]] = {
     400: BadRequestData,
-    403: TooManyResults,
+    401: Unauthorized,
+    403: Forbidden,
     404: ResourceNotFound,
     409: AlreadyExists,
     422: OperationNotSupported,
