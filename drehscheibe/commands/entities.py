@@ -100,7 +100,9 @@ def count(
 
 @app.command("upsert")
 def upsert(
-    file: Annotated[Path, typer.Option("--file", "-f", help="JSON file: an entity or a list; - for stdin.")],
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="JSON file: an entity or a list; - for stdin.")
+    ],
     *,
     replace: Annotated[
         bool,
@@ -160,5 +162,4 @@ def types(
     if output is OutputFormat.json:
         print_json(found)
     else:
-        names = found.get("typeList", []) if isinstance(found, dict) else found
-        print_table(None, ["type"], ([name] for name in names))
+        print_table(None, ["type"], ([name] for name in found))
