@@ -6,6 +6,7 @@ Commands parse options and present results; the work happens in the library pack
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated
 
 import typer
@@ -40,10 +41,17 @@ def _root(
     """Drehscheibe: the city's data hub between LoRaWAN sensors and FIWARE NGSI-LD."""
 
 
-def _register_groups() -> None:
-    from drehscheibe.commands import entities
+# (module in drehscheibe.commands, group name); each module has a typer `app`.
+COMMAND_GROUPS: tuple[tuple[str, str], ...] = (
+    ("entities", "entities"),
+    ("models", "models"),
+)
 
-    app.add_typer(entities.app, name="entities")
+
+def _register_groups() -> None:
+    for module_name, group in COMMAND_GROUPS:
+        module = importlib.import_module(f"drehscheibe.commands.{module_name}")
+        app.add_typer(module.app, name=group)
 
 
 _register_groups()
