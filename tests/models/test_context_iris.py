@@ -3,7 +3,7 @@
 One @context per entity type (design decision 7): other cities read our entities with the
 official Smart Data Models contexts, so every attribute name we write must be defined by the
 subject's context (or be an NGSI-LD core term) and expand to the IRI pinned in
-`data/attribute_iris.json`. The contexts are preloaded from the shared folder: no network.
+`models/data/attribute_iris.json`. The contexts are preloaded from the shared folder: no network.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ngsi import ContextStore, expand_entity
 from tests.models._generate import entities
 
 PINNED: dict[str, dict[str, str]] = json.loads(
-    (Path(__file__).parent / "data" / "attribute_iris.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[2] / "models" / "data" / "attribute_iris.json").read_text("utf-8")
 )
 SDM = "https://smartdatamodels.org/"
 CORE = "https://uri.etsi.org/ngsi-ld/"
