@@ -24,6 +24,13 @@ the input spelled what NGSI-LD leaves open (typed or plain date-times, the `@con
 with), so that an entity that is read and written back in the same representation is unchanged.
 Attributes the model does not declare are kept as they came (as plain values or `Measured`, with
 their kind) and written back; system members (`createdAt`, `modifiedAt`) are dropped.
+
+NGSI-v2 (`from_ngsiv2`, `to_ngsiv2`) goes through the NGSI-LD normalized form by the rules of
+`ngsi.to_ngsiv2` and `ngsi.from_ngsiv2`; the model's Relationships are read as Relationships
+whatever their v2 type (the Smart Data Models' v2 examples write `refDevice` as `Text`). The v2
+type of an attribute that the NGSI-LD form does not give back (such a `Text` reference, a custom
+type) is remembered with the model, not in its NGSI-LD entity, so that an entity read from
+NGSI-v2 is written back to NGSI-v2 unchanged.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ from models._ngsi import (
     is_geojson_geometry,
     make_entity,
     normalized_from,
+    normalized_from_ngsiv2,
     render,
+    render_ngsiv2,
 )
 from models._types import (
     Address,
@@ -180,6 +189,7 @@ class SmartDataModel(BaseModel):
 
     _typed_dates: dict[str, bool] = PrivateAttr(default_factory=dict)
     _extra_kinds: dict[str, AttributeType] = PrivateAttr(default_factory=dict)
+    _ngsiv2_types: dict[str, str] = PrivateAttr(default_factory=dict)
     _context: Any = PrivateAttr(default=None)
     _scope: Any = PrivateAttr(default=None)
 
@@ -342,6 +352,30 @@ class SmartDataModel(BaseModel):
         """The entity as an `ngsi` Entity (normalized)."""
         return make_entity(self.to_ngsi("normalized"))
 
+    def to_ngsiv2(
+        self,
+        *,
+        key_values: bool = False,
+        default_units: bool = True,
+        response: bool = False,
+        id_prefix: str | None = None,
+    ) -> dict[str, Any]:
+        """The entity as NGSI-v2 JSON (normalized, or keyValues), by the rules of
+        `ngsi.to_ngsiv2`, with the v2 types remembered from `from_ngsiv2`.
+
+        `default_units`: state the default `unitCode` of plain values (as metadata).
+        `response`: the form a v2 server sends (`metadata` on every attribute, typed metadata)
+        instead of the request form. `id_prefix`: taken off the front of the id (the inverse of
+        `from_ngsiv2(..., id_prefix=...)`).
+        """
+        return render_ngsiv2(
+            self._normalized(default_units=default_units, key_values=False),
+            key_values=key_values,
+            response=response,
+            id_prefix=id_prefix,
+            attribute_types=self._ngsiv2_types,
+        )
+
     # -- reading
 
     @classmethod
@@ -374,6 +408,43 @@ class SmartDataModel(BaseModel):
             raise ModelError([("", detail)], entity_id=entity_id, entity_type=entity_type) from None
         # keyValues cannot tell the kind of an undeclared attribute: it is guessed when written
         return cls._from_normalized(normalized, known_kinds=representation != "keyValues")
+
+    @classmethod
+    def from_ngsiv2(cls, data: Mapping[str, Any], *, id_prefix: str | None = None) -> Self:
+        """Read an entity of this type from NGSI-v2 normalized JSON (`example-normalized.json`).
+
+        The model's Relationships are read as Relationships when their value is an id or a list
+        of ids, whatever their v2 type. `id_prefix` is put in front of the v2 id
+        (`urn:ngsi-ld:AirQualityObserved:`); without it the id is kept as it is. Raises
+        `ModelError` naming the entity and every bad attribute.
+        """
+        if not isinstance(data, Mapping):
+            raise ModelError([("", f"an entity must be a JSON object, got {type(data).__name__}")])
+        entity_id, entity_type = data.get("id"), data.get("type")
+        if entity_type != cls.type_name():
+            raise ModelError(
+                [("type", f"expected {cls.type_name()!r}, got {entity_type!r}")],
+                entity_id=entity_id,
+                entity_type=entity_type,
+            )
+        try:
+            normalized = normalized_from_ngsiv2(
+                data, id_prefix=id_prefix, relationships=cls.relationship_names()
+            )
+            inferred = render_ngsiv2(normalized)
+        except ngsi.NgsiApiError as exc:
+            detail = exc.detail or str(exc)
+            raise ModelError([("", detail)], entity_id=entity_id, entity_type=entity_type) from None
+        model = cls._from_normalized(normalized, known_kinds=True)
+        model._ngsiv2_types = {
+            name: attribute["type"]
+            for name, attribute in data.items()
+            if name in inferred
+            and isinstance(attribute, Mapping)
+            and isinstance(attribute.get("type"), str)
+            and attribute["type"] != inferred[name]["type"]
+        }
+        return model
 
     @classmethod
     def from_entity(cls, entity: Any) -> Self:

@@ -108,6 +108,11 @@ from ngsi._ids import (
     validate_type_name,
     validate_uri,
 )
+from ngsi._ngsiv2 import (
+    from_ngsiv2,
+    ngsiv2_notification,
+    to_ngsiv2,
+)
 from ngsi._profiles import (
     PROFILES,
     BrokerProfile,
@@ -259,11 +264,13 @@ __all__ = [
     "format_georel",
     "format_link_header",
     "format_q",
+    "from_ngsiv2",
     "from_normalized",
     "get_profile",
     "is_geojson_geometry",
     "is_valid_uri",
     "matches_q",
+    "ngsiv2_notification",
     "parse_attribute",
     "parse_datetime",
     "parse_geometry",
@@ -274,6 +281,7 @@ __all__ = [
     "parse_urn",
     "to_concise",
     "to_key_values",
+    "to_ngsiv2",
     "to_normalized",
     "validate_attribute_name",
     "validate_entity_id",

@@ -2,9 +2,10 @@
 
 The upstream folders hold, per type: `example.json` (keyValues), `example.jsonld` (keyValues with
 an `@context`), `example-normalized.jsonld` (NGSI-LD normalized) and `example-normalized.json`,
-which is NGSI **v2** normalized (`"type": "Number"`, `metadata`), not NGSI-LD. Where an upstream
-example breaks its own schema or NGSI-LD, the defect is named below and asserted (by the official
-schema and by the model), then corrected, and the corrected example must round-trip.
+which is NGSI **v2** normalized (`"type": "Number"`, `metadata`), not NGSI-LD: the NGSI-LD reader
+refuses it, the NGSI-v2 reader (`from_ngsiv2`) reads it and `to_ngsiv2` writes it back. Where an
+upstream example breaks its own schema or NGSI, the defect is named below and asserted (by the
+official schema and by the model), then corrected, and the corrected example must round-trip.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from models import ModelError, Representation, default_registry
+from models import AirQualityObserved, Measured, ModelError, Representation, default_registry
+from ngsi._ngsiv2 import from_ngsiv2
 from schemas import SdmSchemas
 
 SHARED_SDM = Path(__file__).resolve().parents[2] / ".." / "shared" / "sdm"
@@ -66,6 +68,13 @@ def _retype(name: str, kind: str) -> Fix:
     return fix
 
 
+def _set_v2(name: str, v2_type: str, value: Any) -> Fix:
+    def fix(data: dict[str, Any]) -> None:
+        data[name] = {**data[name], "type": v2_type, "value": value}
+
+    return fix
+
+
 _UTC_AQO = _set_value("dateObserved", "2016-03-15T11:00:00Z")
 
 DEFECTS: dict[tuple[str, str], Defect] = {
@@ -87,6 +96,12 @@ DEFECTS: dict[tuple[str, str], Defect] = {
         ),
         model=frozenset({"dateObserved", "windDirection", "tsp"}),
         fix=_all(_UTC_AQO, _set_value("tsp", 73), _set_value("windDirection", 176)),
+    ),
+    # ... and in NGSI v2: precipitation a Boolean where the schema wants a number
+    ("AirQualityObserved", "example-normalized.json"): Defect(
+        schema=frozenset({("dateObserved", "format"), ("tsp", "type"), ("precipitation", "type")}),
+        model=frozenset({"dateObserved", "tsp", "precipitation"}),
+        fix=_all(_UTC_AQO, _set_value("tsp", 73), _set_v2("precipitation", "Number", 0)),
     ),
     # location written as a Property (NGSI-LD: a GeoProperty), refDevice as a Property
     ("DeviceMeasurement", "example-normalized.jsonld"): Defect(
@@ -205,3 +220,75 @@ def test_ngsi_v2_examples_are_refused_with_a_clear_reason(path: Path) -> None:
     with pytest.raises(ModelError, match="NGSI v2 attributes are not NGSI-LD") as refused:
         default_registry.from_ngsi(data)
     assert refused.value.entity_id == data["id"]
+
+
+@pytest.mark.parametrize("path", _examples(("example-normalized.json",)))
+def test_official_ngsiv2_example_round_trips(path: Path, sdm: SdmSchemas) -> None:
+    data = _load(path)
+    model = default_registry.model(data["type"])
+    defect = DEFECTS.get((data["type"], path.name))
+    found = {(v.attribute, v.rule) for v in sdm.violations(from_ngsiv2(data))}
+    if defect is not None:
+        assert found == defect.schema, "the upstream defect changed; update DEFECTS"
+        with pytest.raises(ModelError) as refused:
+            model.from_ngsiv2(data)
+        assert {name for name, _ in refused.value.problems} == defect.model, str(refused.value)
+        data = copy.deepcopy(data)
+        defect.fix(data)
+        assert not sdm.violations(from_ngsiv2(data))
+    else:
+        assert found == set(), "the upstream example breaks its schema; name it in DEFECTS"
+
+    entity = model.from_ngsiv2(data)
+    assert _exactly(entity.to_ngsiv2(default_units=False)) == _exactly(data)
+
+    # the model holds NGSI-LD: its Relationships are Relationships, whatever the v2 type said
+    normalized = entity.to_ngsi(default_units=False)
+    for name in model.relationship_names() & set(data):
+        assert normalized[name]["type"] == "Relationship"
+    # and an NGSI-LD id (`urn:ngsi-ld:<type>:<v2 id>`) is taken off again on the way back
+    prefix = f"urn:ngsi-ld:{data['type']}:"
+    prefixed = model.from_ngsiv2(data, id_prefix=prefix)
+    assert prefixed.id == prefix + data["id"]
+    written = prefixed.to_ngsiv2(default_units=False, id_prefix=prefix)
+    assert _exactly(written) == _exactly(data)
+
+
+def test_a_model_made_here_is_written_to_ngsiv2_and_read_back() -> None:
+    aqo = AirQualityObserved(
+        id="urn:ngsi-ld:AirQualityObserved:berlin-mitte",
+        dateObserved="2024-05-01T12:00:00Z",
+        location={"type": "Point", "coordinates": [13.4, 52.52]},
+        temperature=21.3,
+        co2=Measured(value=612, observed_at="2024-05-01T11:59:30Z"),
+        refDevice="urn:ngsi-ld:Device:70B3D57ED0000001",
+    )
+    v2 = aqo.to_ngsiv2()
+    assert v2 == {
+        "id": "urn:ngsi-ld:AirQualityObserved:berlin-mitte",
+        "type": "AirQualityObserved",
+        "dateObserved": {"type": "DateTime", "value": "2024-05-01T12:00:00Z"},
+        "location": {"type": "geo:json", "value": {"type": "Point", "coordinates": [13.4, 52.52]}},
+        "temperature": {
+            "type": "Number",
+            "value": 21.3,
+            "metadata": {"unitCode": {"value": "CEL"}},
+        },
+        "co2": {
+            "type": "Number",
+            "value": 612,
+            "metadata": {
+                "observedAt": {"type": "DateTime", "value": "2024-05-01T11:59:30Z"},
+                "unitCode": {"value": "59"},
+            },
+        },
+        "refDevice": {"type": "Relationship", "value": "urn:ngsi-ld:Device:70B3D57ED0000001"},
+    }
+    assert aqo.to_ngsiv2(key_values=True)["dateObserved"] == "2024-05-01T12:00:00Z"
+    assert aqo.to_ngsiv2(response=True)["refDevice"]["metadata"] == {}
+    again = AirQualityObserved.from_ngsiv2(v2)
+    assert again.to_ngsi() == aqo.to_ngsi()
+    with pytest.raises(ModelError, match="expected 'AirQualityObserved'"):
+        AirQualityObserved.from_ngsiv2({**v2, "type": "WeatherObserved"})
+    with pytest.raises(ModelError, match="'temperature' is not an NGSI-v2 attribute"):
+        AirQualityObserved.from_ngsiv2({**v2, "temperature": 21.3})
