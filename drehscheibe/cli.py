@@ -45,6 +45,7 @@ def _root(
 COMMAND_GROUPS: tuple[tuple[str, str], ...] = (
     ("entities", "entities"),
     ("models", "models"),
+    ("broker", "broker"),
 )
 
 

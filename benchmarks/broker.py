@@ -1,0 +1,387 @@
+"""Benchmark of the embedded NGSI-LD broker, run as its own process (`drehscheibe broker serve`).
+
+    .venv/bin/python benchmarks/broker.py [--runs 5] [--query-entities 100000]
+
+Scenarios (each run several times; the median is printed):
+
+1. batch upsert: 1000-entity batches of an AirQualityObserved-like entity with 8 attributes,
+   `options=update`, with the Smart Data Models Environment @context in a Link header;
+2. PATCH /entities/{id}/attrs of one attribute;
+3. GET /entities/{id}, with p50/p99 latency;
+4. query by type + q over `--query-entities` entities (`limit=100`, and with `count=true`).
+
+The load generator is a small asyncio HTTP/1.1 client over keep-alive connections, in this
+process: it costs far less CPU than the broker, which has the other core to itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENT_URL = (
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/"
+    "context.jsonld"
+)
+ENVIRONMENT_FILE = ROOT.parent / "shared" / "sdm" / "dataModel.Environment" / "context.jsonld"
+LINK = (
+    f'<{ENVIRONMENT_URL}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class BrokerCpu:
+    """CPU seconds the broker process spends between `start()` and `stop()`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._start = 0.0
+
+    def start(self) -> None:
+        self._start = cpu_seconds(self.pid)
+
+    def stop(self) -> float:
+        return cpu_seconds(self.pid) - self._start
+
+
+@contextlib.contextmanager
+def broker_process(data: Path, *, with_context: bool) -> Iterator[tuple[int, int]]:
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "drehscheibe",
+        "broker",
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+    ]
+    if with_context:
+        args += ["--preload-context", f"{ENVIRONMENT_URL}={ENVIRONMENT_FILE}"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "broker did not start: "
+                        + (process.stderr.read() if process.stderr else b"").decode()
+                    ) from None
+                time.sleep(0.05)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; `request` returns (status, body)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+        for name, value in (headers or {}).items():
+            lines.append(f"{name}: {value}")
+        if body or method in ("POST", "PATCH", "PUT"):
+            lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            field, _, raw = line.partition(b":")
+            if field.strip().lower() == b"content-length":
+                length = int(raw)
+        data = await self.reader.readexactly(length) if length else b""
+        return status, data
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def air_quality(i: int) -> dict[str, Any]:
+    return {
+        "id": f"urn:ngsi-ld:AirQualityObserved:bench-{i}",
+        "type": "AirQualityObserved",
+        "dateObserved": {"type": "Property", "value": "2025-01-31T12:00:00Z"},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [13.3 + (i % 100) / 1000, 52.5]},
+        },
+        "temperature": {
+            "type": "Property",
+            "value": 12.5 + i % 7,
+            "unitCode": "CEL",
+            "observedAt": "2025-01-31T12:00:00Z",
+        },
+        "relativeHumidity": {
+            "type": "Property",
+            "value": 0.61,
+            "unitCode": "P1",
+            "observedAt": "2025-01-31T12:00:00Z",
+        },
+        "NO2": {
+            "type": "Property",
+            "value": i % 80,
+            "unitCode": "GQ",
+            "observedAt": "2025-01-31T12:00:00Z",
+        },
+        "pm10": {"type": "Property", "value": 21, "unitCode": "GQ"},
+        "pm25": {"type": "Property", "value": 9, "unitCode": "GQ"},
+        "refDevice": {"type": "Relationship", "object": f"urn:ngsi-ld:Device:eui-{i:016x}"},
+    }
+
+
+JSON_HEADERS = {"Content-Type": "application/json", "Link": LINK}
+
+
+async def upsert(port: int, batches: list[bytes], concurrency: int) -> float:
+    """Seconds to send all batches over `concurrency` connections."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for item in batches:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        connection = await Connection.open(port)
+        try:
+            while not queue.empty():
+                body = queue.get_nowait()
+                status, data = await connection.request(
+                    "POST", "/ngsi-ld/v1/entityOperations/upsert?options=update", body, JSON_HEADERS
+                )
+                if status not in (201, 204):
+                    raise RuntimeError(f"upsert answered {status}: {data[:300]!r}")
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def many(
+    port: int, requests: list[tuple[str, str, bytes]], concurrency: int, expect: int
+) -> tuple[float, list[float]]:
+    """(seconds, per-request latencies) for requests spread over `concurrency` connections."""
+    latencies: list[float] = []
+    chunks = [requests[i::concurrency] for i in range(concurrency)]
+
+    async def worker(items: list[tuple[str, str, bytes]]) -> None:
+        connection = await Connection.open(port)
+        try:
+            for method, path, body in items:
+                t0 = time.perf_counter()
+                status, data = await connection.request(method, path, body, JSON_HEADERS)
+                latencies.append(time.perf_counter() - t0)
+                if status != expect:
+                    raise RuntimeError(f"{method} {path} answered {status}: {data[:300]!r}")
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in chunks))
+    return time.perf_counter() - started, latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def report(label: str, unit: str, counts: list[int], walls: list[float], cpus: list[float]) -> str:
+    rates = [n / w for n, w in zip(counts, walls, strict=True)]
+    per_cpu = [n / c for n, c in zip(counts, cpus, strict=True) if c > 0]
+    text = (
+        f"{label}: median {statistics.median(rates):,.0f} {unit}/s wall"
+        f" ({', '.join(f'{r:,.0f}' for r in rates)})"
+    )
+    if per_cpu:
+        text += f"; {statistics.median(per_cpu):,.0f} {unit} per broker CPU-second"
+    return text
+
+
+async def run(args: argparse.Namespace) -> None:
+    with_context = ENVIRONMENT_FILE.is_file()
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        broker_process(Path(folder) / "data", with_context=with_context) as (port, pid),
+    ):
+        cpu = BrokerCpu(pid)
+        context = "Environment (preloaded)" if with_context else "core"
+        print(f"broker pid {pid} on port {port}; @context: {context}; {os.cpu_count()} CPUs")
+        batch_size = 1000
+        per_run = args.batches * batch_size
+        batches = [
+            orjson.dumps([air_quality(b * batch_size + i) for i in range(batch_size)])
+            for b in range(args.batches)
+        ]
+
+        # Run 0 creates the entities, the later runs update them (an agent's steady state).
+        walls, cpus = [], []
+        for _ in range(args.runs + 1):
+            cpu.start()
+            walls.append(await upsert(port, batches, args.concurrency_batches))
+            cpus.append(cpu.stop())
+        print(
+            report(
+                "batch upsert, creating (1000/batch, 8 attrs, options=update)",
+                "entities",
+                [per_run],
+                walls[:1],
+                cpus[:1],
+            )
+        )
+        print(
+            report(
+                "batch upsert, updating (1000/batch, 8 attrs, options=update)",
+                "entities",
+                [per_run] * args.runs,
+                walls[1:],
+                cpus[1:],
+            )
+        )
+        existing = per_run
+
+        walls, cpus = [], []
+        for run_index in range(args.runs):
+            requests = [
+                (
+                    "PATCH",
+                    "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:bench-"
+                    f"{(run_index * args.requests + i) % existing}/attrs",
+                    orjson.dumps(
+                        {
+                            "NO2": {
+                                "type": "Property",
+                                "value": i % 90,
+                                "observedAt": "2025-01-31T12:05:00Z",
+                            }
+                        }
+                    ),
+                )
+                for i in range(args.requests)
+            ]
+            cpu.start()
+            seconds, _ = await many(port, requests, args.concurrency, 204)
+            cpus.append(cpu.stop())
+            walls.append(seconds)
+        print(report("PATCH /attrs", "requests", [args.requests] * args.runs, walls, cpus))
+
+        walls, cpus = [], []
+        all_latencies: list[float] = []
+        for run_index in range(args.runs):
+            requests = [
+                (
+                    "GET",
+                    "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:bench-"
+                    f"{(run_index * 7919 + i * 31) % existing}",
+                    b"",
+                )
+                for i in range(args.requests)
+            ]
+            cpu.start()
+            seconds, latencies = await many(port, requests, args.concurrency, 200)
+            cpus.append(cpu.stop())
+            walls.append(seconds)
+            all_latencies.extend(latencies)
+        print(
+            report("GET by id", "requests", [args.requests] * args.runs, walls, cpus)
+            + f"; p50 {percentile(all_latencies, 0.5) * 1000:.2f} ms,"
+            f" p99 {percentile(all_latencies, 0.99) * 1000:.2f} ms"
+            f" at concurrency {args.concurrency}"
+        )
+
+        if args.query_entities > existing:
+            missing = args.query_entities - existing
+            more = [
+                orjson.dumps(
+                    [
+                        air_quality(existing + b * batch_size + i)
+                        for i in range(min(batch_size, missing - b * batch_size))
+                    ]
+                )
+                for b in range((missing + batch_size - 1) // batch_size)
+            ]
+            await upsert(port, more, args.concurrency_batches)
+        total = max(existing, args.query_entities)
+        connection = await Connection.open(port)
+        try:
+            for label, query in (
+                ("type + q, limit=100", "type=AirQualityObserved&q=NO2%3E75&limit=100"),
+                ("type + q, count=true", "type=AirQualityObserved&q=NO2%3E75&limit=100&count=true"),
+                ("type, offset=50000", "type=AirQualityObserved&limit=100&offset=50000"),
+            ):
+                timings = []
+                for _ in range(args.runs):
+                    t0 = time.perf_counter()
+                    status, data = await connection.request(
+                        "GET", f"/ngsi-ld/v1/entities?{query}", b"", JSON_HEADERS
+                    )
+                    timings.append(time.perf_counter() - t0)
+                    if status != 200:
+                        raise RuntimeError(f"query answered {status}: {data[:300]!r}")
+                print(
+                    f"query over {total:,} entities ({label}): median "
+                    f"{statistics.median(timings) * 1000:,.0f} ms,"
+                    f" {len(orjson.loads(data))} returned"
+                )
+        finally:
+            connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=10, help="1000-entity batches per run")
+    parser.add_argument("--requests", type=int, default=4000, help="requests per run")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency-batches", type=int, default=2)
+    parser.add_argument("--query-entities", type=int, default=100_000)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

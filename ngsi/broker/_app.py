@@ -1,0 +1,198 @@
+"""The broker application: `create_app(settings)` builds it, `serve(settings)` runs it.
+
+Lifespan: opens the `Store` (one SQLite file per tenant under `settings.data_dir`), builds the
+`ContextStore` (preloaded files, hosted contexts, network only when allowed), starts the
+extensions, and closes everything in reverse order on shutdown.
+
+Extensions are the seam for the parts of the broker that live beside the entity API
+(subscriptions and notifications, temporal history). An extension is any object with:
+
+    name: str
+    def routes(self) -> Sequence[BaseRoute]       # mounted under /ngsi-ld/v1
+    async def start(self, broker: Broker) -> None  # may register store listeners
+    async def stop(self) -> None
+
+`create_app(settings)` without `extensions=` uses `default_extensions(settings)`: for each of
+the modules `ngsi.broker._subscriptions` and `ngsi.broker._temporal` that exists and defines
+`create_extension(settings) -> extension`, that extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from anyio import CapacityLimiter
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from ngsi._context_store import ContextStore
+from ngsi._errors import InternalError, NgsiApiError
+from ngsi.broker._http import http_exception_response, problem_response, tenant_headers
+from ngsi.broker._jsonld_contexts import restore_hosted_contexts
+from ngsi.broker._middleware import ApiKeyMiddleware, BodyLimitMiddleware, EncodedSlashMiddleware
+from ngsi.broker._routes import build_routes
+from ngsi.broker._service import EntityService
+from ngsi.broker._settings import BrokerSettings
+from ngsi.broker._state import WORKER_THREADS, Broker
+from ngsi.broker._store import Store
+
+__all__ = ["BrokerExtension", "create_app", "default_extensions", "serve"]
+
+log = logging.getLogger("ngsi.broker")
+
+_EXTENSION_MODULES = ("ngsi.broker._subscriptions", "ngsi.broker._temporal")
+
+
+class BrokerExtension(Protocol):
+    """A part of the broker beside the entity API (see the module documentation)."""
+
+    name: str
+
+    def routes(self) -> Sequence[BaseRoute]: ...
+
+    async def start(self, broker: Broker) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def default_extensions(settings: BrokerSettings) -> list[BrokerExtension]:
+    """The extensions found in the package (subscriptions, temporal), in that order."""
+    found: list[BrokerExtension] = []
+    for module_name in _EXTENSION_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        factory = getattr(module, "create_extension", None)
+        if factory is not None:
+            found.append(factory(settings))
+    return found
+
+
+def _context_store(settings: BrokerSettings) -> ContextStore:
+    return ContextStore(
+        preload={url: str(path) for url, path in settings.preload_contexts.items()},
+        preload_dirs=[settings.contexts_dir] if settings.contexts_dir else [],
+        cache_dir=settings.data_dir / "context-cache",
+        allow_network=settings.allow_context_fetch,
+        connect_timeout=min(2.0, settings.context_fetch_timeout),
+        timeout=settings.context_fetch_timeout,
+    )
+
+
+async def _ngsi_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NgsiApiError)
+    headers: dict[str, str] = {}
+    with contextlib.suppress(NgsiApiError):
+        headers = tenant_headers(_tenant_header(request))
+    return problem_response(exc, headers=headers)
+
+
+def _tenant_header(request: Request) -> str | None:
+    return request.headers.get("ngsild-tenant") or request.headers.get("fiware-service")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return http_exception_response(exc)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(InternalError(f"{type(exc).__name__}: {exc}"))
+
+
+def create_app(
+    settings: BrokerSettings,
+    *,
+    extensions: Sequence[BrokerExtension] | None = None,
+    store: Store | None = None,
+) -> Starlette:
+    """The broker as an ASGI app. `store` defaults to a `Store` on `settings.data_dir`;
+    `extensions` to `default_extensions(settings)`. The `Broker` is `app.state.broker` while
+    the app runs (between lifespan start and stop)."""
+    chosen = list(default_extensions(settings) if extensions is None else extensions)
+    the_store = store if store is not None else Store(settings.data_dir)
+    extra: list[BaseRoute] = [route for ext in chosen for route in ext.routes()]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await run_in_threadpool(the_store.open)
+        broker = Broker(
+            settings=settings,
+            store=the_store,
+            entities=EntityService(the_store),
+            contexts=_context_store(settings),
+            limiter=CapacityLimiter(WORKER_THREADS),
+        )
+        await run_in_threadpool(restore_hosted_contexts, broker)
+        app.state.broker = broker
+        started: list[BrokerExtension] = []
+        try:
+            for extension in chosen:
+                await extension.start(broker)
+                started.append(extension)
+            yield {"broker": broker}
+        finally:
+            for extension in reversed(started):
+                try:
+                    await extension.stop()
+                except Exception:
+                    log.exception("extension %s failed to stop", extension.name)
+            await run_in_threadpool(the_store.close)
+
+    middleware = [
+        Middleware(EncodedSlashMiddleware),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+    ]
+    if settings.api_key:
+        middleware.insert(
+            0,
+            Middleware(
+                ApiKeyMiddleware,
+                api_key=settings.api_key,
+                open_paths=frozenset({"/version", "/ngsi-ld/ex/v1/version"}),
+            ),
+        )
+    return Starlette(
+        routes=build_routes(extra),
+        middleware=middleware,
+        exception_handlers={
+            NgsiApiError: _ngsi_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+    )
+
+
+def serve(settings: BrokerSettings) -> None:
+    """Run the broker with uvicorn in this process until interrupted (single worker)."""
+    import uvicorn
+
+    http = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="asyncio",
+        http=http,
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        date_header=True,
+    )

@@ -1,0 +1,124 @@
+"""Pure ASGI middleware of the broker: path decoding, body size limit, API key.
+
+Each renders its refusals as ProblemDetails through `problem_response`, like the endpoints.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import quote, unquote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ngsi.broker._http import PayloadTooLarge, Unauthorized, problem_response
+
+__all__ = ["ApiKeyMiddleware", "BodyLimitMiddleware", "EncodedSlashMiddleware"]
+
+
+class EncodedSlashMiddleware:
+    """Keeps `%2F` inside a path segment from splitting it; ignores a trailing `/`.
+
+    Routing matches the decoded path, so `/entities/http%3A%2F%2Fexample.org%2Fa` would not reach
+    the entity route. When the raw path holds a `%`, each raw segment is decoded and re-encoded
+    with only `%` and `/` escaped; endpoints decode their parameters once more
+    (`path_param`), which gives back the exact id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path")
+            if raw and b"%" in raw:
+                text = raw.decode("latin-1").split("?", 1)[0]
+                segments = [
+                    quote(unquote(segment, errors="strict"), safe="") if "%" in segment else segment
+                    for segment in text.split("/")
+                ]
+                scope = dict(scope)
+                scope["path"] = "/".join(segments)
+            path = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/") or "/"
+        await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies larger than `max_bytes` with 413 (ProblemDetails)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._refuse(scope, receive, send, declared)
+                    return
+                break
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise self._error(received)
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _error(self, size: int) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the request body has {size} bytes or more; at most {self.max_bytes} are accepted "
+            "(split batches into smaller ones)"
+        )
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
+        response = problem_response(self._error(size), headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+class ApiKeyMiddleware:
+    """Requires `X-API-Key: <key>` or `Authorization: Bearer <key>` on every request except
+    those whose path is in `open_paths`; compares in constant time; 401 otherwise."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self._key = api_key.encode()
+        self._open = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._open:
+            await self.app(scope, receive, send)
+            return
+        given: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                given = value.strip()
+                break
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+                break
+        if given is None or not hmac.compare_digest(given, self._key):
+            error = Unauthorized(
+                "an API key is needed: send it as X-API-Key or Authorization: Bearer"
+                if given is None
+                else "the API key is not valid"
+            )
+            response = problem_response(error, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
