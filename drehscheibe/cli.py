@@ -53,6 +53,9 @@ def _register_groups() -> None:
     for module_name, group in COMMAND_GROUPS:
         module = importlib.import_module(f"drehscheibe.commands.{module_name}")
         app.add_typer(module.app, name=group)
+    from drehscheibe.commands.demo import demo
+
+    app.command("demo")(demo)
 
 
 _register_groups()
