@@ -46,6 +46,8 @@ COMMAND_GROUPS: tuple[tuple[str, str], ...] = (
     ("entities", "entities"),
     ("models", "models"),
     ("broker", "broker"),
+    ("subscriptions", "subscriptions"),
+    ("consume", "consume"),
 )
 
 
