@@ -48,6 +48,8 @@ COMMAND_GROUPS: tuple[tuple[str, str], ...] = (
     ("broker", "broker"),
     ("subscriptions", "subscriptions"),
     ("consume", "consume"),
+    ("devices", "devices"),
+    ("profiles", "profiles"),
 )
 
 

@@ -1,0 +1,358 @@
+"""The device profile as typed values: what one kind of device's uplinks become.
+
+A profile is read from YAML (see `agents.profiles._load`), checked against the JSON Schema
+`device-profile` of `schemas/`, then held as the frozen pydantic values below. Nothing in a
+profile is evaluated: transforms are a fixed set of steps with numbers and tables.
+
+    name: air-quality-lpp
+    codec: {name: cayennelpp}
+    controlled_property: [airPollution, temperature, humidity]
+    reporting_interval: 600
+    time: {prefer: [payload, gateway, network-server], field: unixtime_9}
+    entities:
+      - type: AirQualityObserved
+        attributes:
+          temperature: {source: temperature_1, unit: CEL, plausible: {min: -40, max: 60}}
+          relativeHumidity:
+            source: relative_humidity_2
+            transforms: [{scale: 0.01}, {round: 3}]
+          co2: {source: concentration_3, unit: "59"}
+        static: {typeofLocation: outdoor}
+    device:
+      attributes:
+        batteryLevel: {source: percentage_0, transforms: [{scale: 0.01}, {clamp: {min: 0, max: 1}}]}
+
+Renaming is the mapping itself: each target attribute names the measurement (`source`) it
+comes from, or several, the first present winning (`source: [humidity, relative_humidity_2]`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+__all__ = [
+    "DEFAULT_TIME_PREFERENCE",
+    "AttributeSpec",
+    "Clamp",
+    "CodecSpec",
+    "DeviceProfile",
+    "DeviceSpec",
+    "EntitySpec",
+    "LocationSpec",
+    "MapValues",
+    "Offset",
+    "PlausibleRange",
+    "Round",
+    "Scale",
+    "TimeFormat",
+    "TimePreference",
+    "TimeSpec",
+    "Transform",
+    "TransformError",
+    "map_key",
+]
+
+TimePreference = Literal["payload", "gateway", "network-server"]
+"""Where an observation's time may come from (design decision 6)."""
+
+TimeFormat = Literal["auto", "unix", "unix-ms", "iso8601"]
+
+DEFAULT_TIME_PREFERENCE: tuple[TimePreference, ...] = ("payload", "gateway", "network-server")
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+Scalar = bool | int | float | str
+
+
+class TransformError(ValueError):
+    """A transform cannot apply to a value (text where a number is needed, a value an enum map
+    does not list); the message says what was expected."""
+
+
+def _as_tuple(value: object) -> object:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+Sources = Annotated[tuple[str, ...], BeforeValidator(_as_tuple), Field(min_length=1)]
+"""One measurement name or several (the first present in an uplink wins)."""
+
+
+def map_key(value: object) -> str:
+    """The text an enum map looks a value up by: `true`/`false` for booleans, whole numbers
+    without decimals (`1.0` → `1`), other numbers as Python writes them, text as it is."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _number(value: object, step: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TransformError(f"{step} needs a number, got {value!r}")
+    return value
+
+
+class Scale(BaseModel):
+    """Multiply by `scale`."""
+
+    model_config = _FROZEN
+    scale: float
+
+    def apply(self, value: object) -> object:
+        return _number(value, "scale") * self.scale
+
+
+class Offset(BaseModel):
+    """Add `offset`."""
+
+    model_config = _FROZEN
+    offset: float
+
+    def apply(self, value: object) -> object:
+        return _number(value, "offset") + self.offset
+
+
+class Round(BaseModel):
+    """Round to `round` decimals; 0 gives an integer."""
+
+    model_config = _FROZEN
+    round: int = Field(ge=0, le=12)
+
+    def apply(self, value: object) -> object:
+        number = _number(value, "round")
+        if self.round == 0:
+            return round(number)
+        return round(float(number), self.round)
+
+
+class PlausibleRange(BaseModel):
+    """A closed range; either end may be open (None)."""
+
+    model_config = _FROZEN
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PlausibleRange:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+    def contains(self, value: float) -> bool:
+        """Whether `value` lies in the range (NaN never does)."""
+        if math.isnan(value):
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def __str__(self) -> str:
+        low = "-inf" if self.min is None else f"{self.min:g}"
+        high = "inf" if self.max is None else f"{self.max:g}"
+        return f"[{low}, {high}]"
+
+
+class Clamp(BaseModel):
+    """Limit the value to the range."""
+
+    model_config = _FROZEN
+    clamp: PlausibleRange
+
+    def apply(self, value: object) -> object:
+        number = _number(value, "clamp")
+        if self.clamp.min is not None and number < self.clamp.min:
+            return self.clamp.min
+        if self.clamp.max is not None and number > self.clamp.max:
+            return self.clamp.max
+        return number
+
+
+class MapValues(BaseModel):
+    """Replace a value by the one `map` lists for it (looked up by `map_key`); `default` for
+    values it does not list, else the value is refused."""
+
+    model_config = _FROZEN
+    map: dict[str, Scalar] = Field(min_length=1)
+    default: Scalar | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("map"), dict):
+            data = {**data, "map": {map_key(key): value for key, value in data["map"].items()}}
+        return data
+
+    def apply(self, value: object) -> object:
+        found = self.map.get(map_key(value))
+        if found is not None:
+            return found
+        if self.default is not None:
+            return self.default
+        listed = ", ".join(sorted(self.map))
+        raise TransformError(f"map has no entry for {value!r} (it lists {listed})")
+
+
+Transform = Scale | Offset | Round | Clamp | MapValues
+"""One transform step."""
+
+
+class AttributeSpec(BaseModel):
+    """How one target attribute is made from the measurements.
+
+    `unit` is the UN/CEFACT code written as `unitCode`; when the profile does not state it,
+    `unit_given` is False and the Smart Data Model's default unit applies; `unit: null` in the
+    file means "no unit" (text, flags). `plausible` flags readings outside the range (after
+    transforms and calibration) instead of dropping them. `extra` allows an attribute the model
+    does not declare.
+    """
+
+    model_config = _FROZEN
+
+    source: Sources
+    unit: str | None = Field(default=None, pattern=r"^[A-Z0-9]{2,3}$")
+    transforms: tuple[Transform, ...] = ()
+    plausible: PlausibleRange | None = None
+    extra: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"source": data}
+        return data
+
+    @property
+    def unit_given(self) -> bool:
+        """Whether the profile states the unit (or states that there is none)."""
+        return "unit" in self.model_fields_set
+
+    def transform(self, value: object) -> object:
+        """`value` through every transform step, in order; raises `TransformError`."""
+        for step in self.transforms:
+            value = step.apply(value)
+        return value
+
+
+class EntitySpec(BaseModel):
+    """One observation entity an uplink updates.
+
+    Its id is `urn:ngsi-ld:<type>:<measuring point>` (`:<id_suffix>` appended when given). It is
+    written when one of `requires` is in the uplink, or (without `requires`) when any of its
+    attributes is. `period` (seconds) makes it an observation over an interval
+    (dateObservedFrom/To). `static` attributes are constants written with every observation.
+    """
+
+    model_config = _FROZEN
+
+    type: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{0,127}$")
+    id_suffix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    requires: tuple[str, ...] | None = Field(default=None, min_length=1)
+    period: float | None = Field(default=None, gt=0)
+    attributes: dict[str, AttributeSpec] = Field(min_length=1)
+    static: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """`<type>` or `<type>:<id_suffix>`: unique among a profile's entities."""
+        return self.type if self.id_suffix is None else f"{self.type}:{self.id_suffix}"
+
+
+class TimeSpec(BaseModel):
+    """Where `observedAt` comes from: the first of `prefer` that has a time. `field` is the
+    measurement holding the payload's timestamp (without it, `payload` is skipped)."""
+
+    model_config = _FROZEN
+
+    prefer: tuple[TimePreference, ...] = Field(default=DEFAULT_TIME_PREFERENCE, min_length=1)
+    field: str | None = None
+    format: TimeFormat = "auto"
+
+
+class LocationSpec(BaseModel):
+    """The measurements of a position the device determines itself (GPS)."""
+
+    model_config = _FROZEN
+
+    latitude: Sources
+    longitude: Sources
+    altitude: Sources | None = None
+
+
+class DeviceSpec(BaseModel):
+    """What each uplink writes on the Device entity: `radio` (rssi with snr and gateway
+    sub-properties) and attributes from measurements (`batteryLevel`, ...)."""
+
+    model_config = _FROZEN
+
+    radio: bool = True
+    attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
+
+
+class CodecSpec(BaseModel):
+    """The codec a profile decodes with: a registry name and its configuration block."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceProfile(BaseModel):
+    """A device profile (see the module docstring).
+
+    `path` is the file it was read from (None for one built in code); `builtin` says whether it
+    ships with the agent; `base_dir` is where the codec's relative paths resolve. Instances are
+    frozen and may be shared between threads.
+    """
+
+    model_config = _FROZEN
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    description: str = ""
+    extends: str | None = None
+    codec: CodecSpec
+    controlled_property: tuple[str, ...] = ()
+    device_category: tuple[str, ...] = ("sensor",)
+    reporting_interval: float | None = Field(default=None, gt=0)
+    time: TimeSpec = Field(default_factory=TimeSpec)
+    location: LocationSpec | None = None
+    entities: tuple[EntitySpec, ...] = Field(min_length=1)
+    device: DeviceSpec = Field(default_factory=DeviceSpec)
+
+    path: Path | None = Field(default=None, exclude=True)
+    builtin: bool = Field(default=False, exclude=True)
+    base_dir: Path | None = Field(default=None, exclude=True)
+
+    def codec_config(self) -> dict[str, Any]:
+        """The codec's configuration, with relative file paths resolving next to the profile."""
+        config = dict(self.codec.config)
+        if self.codec.name == "javascript" and self.base_dir is not None:
+            config.setdefault("base_dir", str(self.base_dir))
+        return config
+
+    def measurement_names(self) -> set[str]:
+        """Every measurement name the profile reads (sources, time field, location)."""
+        names: set[str] = set()
+        for entity in self.entities:
+            for spec in entity.attributes.values():
+                names.update(spec.source)
+        for spec in self.device.attributes.values():
+            names.update(spec.source)
+        if self.time.field:
+            names.add(self.time.field)
+        if self.location is not None:
+            names.update(self.location.latitude)
+            names.update(self.location.longitude)
+            names.update(self.location.altitude or ())
+        return names
