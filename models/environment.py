@@ -65,7 +65,7 @@ class AirQualityObserved(_Environment):
         "tsp": "GQ",
         "volatileOrganicCompoundsTotal": "GQ",
         "precipitation": "MMT",
-        "relativeHumidity": "P1",
+        "relativeHumidity": "C62",
         "temperature": "CEL",
         "windDirection": "DD",
         "windSpeed": "MTS",

@@ -32,7 +32,7 @@ Visibility = Literal["veryPoor", "poor", "moderate", "good", "veryGood", "excell
 _WEATHER_UNITS = {
     "temperature": "CEL",
     "feelsLikeTemperature": "CEL",
-    "relativeHumidity": "P1",
+    "relativeHumidity": "C62",
     "atmosphericPressure": "A97",
     "illuminance": "LUX",
     "windSpeed": "MTS",
@@ -91,7 +91,7 @@ class WeatherObserved(_Weather):
         "snowHeight": "CMT",
         "airTemperatureForecast": "CEL",
         "precipitationForecast": "MMT",
-        "relativeHumidityForecast": "P1",
+        "relativeHumidityForecast": "C62",
     }
 
     type: Literal["WeatherObserved"] = "WeatherObserved"

@@ -72,7 +72,7 @@ def test_normalized_has_kinds_units_and_times() -> None:
 def test_default_units_can_be_left_out_and_key_values_has_none() -> None:
     reading = _reading(temperature=21.3, relativeHumidity=0.4)
     assert "unitCode" not in reading.to_ngsi(default_units=False)["temperature"]
-    assert reading.to_ngsi("concise")["relativeHumidity"] == {"value": 0.4, "unitCode": "P1"}
+    assert reading.to_ngsi("concise")["relativeHumidity"] == {"value": 0.4, "unitCode": "C62"}
     assert reading.to_ngsi("keyValues") == {
         "id": AQO_ID,
         "type": "AirQualityObserved",
@@ -85,7 +85,9 @@ def test_default_units_can_be_left_out_and_key_values_has_none() -> None:
 
 def test_each_model_knows_its_default_units() -> None:
     assert AirQualityObserved.default_unit("temperature") == "CEL"
-    assert AirQualityObserved.default_unit("relativeHumidity") == "P1"
+    assert (
+        AirQualityObserved.default_unit("relativeHumidity") == "C62"
+    )  # a fraction 0..1, not percent
     assert AirQualityObserved.default_unit("no2") == "GQ"
     assert AirQualityObserved.default_unit("co2") == "59"
     assert WeatherObserved.default_unit("atmosphericPressure") == "A97"
