@@ -35,10 +35,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
+# Debian packages the tests need, where missing: Mosquitto, and headless Chromium for the page
+SYSTEM_PACKAGES := $(strip $(if $(MOSQUITTO),,mosquitto) \
+	$(if $(wildcard /usr/bin/chromium),,chromium) \
+	$(if $(wildcard /usr/bin/chromedriver),,chromium-driver))
+
 system-deps:
-ifeq ($(MOSQUITTO),)
+ifneq ($(SYSTEM_PACKAGES),)
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES)
 endif
 
 bench: venv

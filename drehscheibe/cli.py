@@ -50,6 +50,7 @@ COMMAND_GROUPS: tuple[tuple[str, str], ...] = (
     ("consume", "consume"),
     ("devices", "devices"),
     ("profiles", "profiles"),
+    ("web", "web"),
 )
 
 
