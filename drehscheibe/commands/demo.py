@@ -19,6 +19,7 @@ def demo(
         Path, typer.Option("--data", help="Where the demo keeps its data between runs.")
     ] = Path("demo-data"),
     port: Annotated[int, typer.Option(help="Port of the embedded NGSI-LD broker.")] = 1026,
+    web_port: Annotated[int, typer.Option(help="Port of the page.")] = 8090,
     seconds: Annotated[
         float | None,
         typer.Option(help="Stop after this many seconds (default: run until Ctrl-C)."),
@@ -52,6 +53,19 @@ def demo(
             str(contexts),
         )
         stack.wait_http("broker", f"{broker}/version")
+        page = f"http://127.0.0.1:{web_port}/"
+        stack.start_drehscheibe(
+            "web",
+            "web",
+            "serve",
+            "--broker",
+            broker,
+            "--broker-profile",
+            "embedded",
+            "--port",
+            str(web_port),
+        )
+        stack.wait_http("web", f"{page}api/config")
         with Client(broker, profile="embedded") as client:
             results = seed_city(client)
         written = sum(len(r.succeeded) for r in results)
@@ -63,6 +77,7 @@ def demo(
 Drehscheibe demo is running.
 
   NGSI-LD broker   {broker}/ngsi-ld/v1   ({written} sample entities for Düsseldorf)
+  page             {page}
   data and logs    {data.resolve()}
 
 Try, in another terminal:
