@@ -36,7 +36,13 @@ from agents.subscriptions._file import (
     parse_consumers_file,
 )
 from agents.subscriptions._names import OwnedName, is_valid_name, owned_name, parse_owned_name
-from agents.subscriptions._normalize import FieldChange, field_changes, mask_secrets, normalise
+from agents.subscriptions._normalize import (
+    FieldChange,
+    field_changes,
+    mask_secrets,
+    mask_url_password,
+    normalise,
+)
 from agents.subscriptions._plan import (
     Action,
     ApplyOutcome,
@@ -84,6 +90,7 @@ __all__ = [
     "line_of",
     "load_consumers_file",
     "mask_secrets",
+    "mask_url_password",
     "normalise",
     "owned_name",
     "parse_consumers_file",

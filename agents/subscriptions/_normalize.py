@@ -211,9 +211,22 @@ def _fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
+def mask_url_password(uri: str) -> str:
+    """`mqtt://user:pass@host/...` with the password replaced by its fingerprint."""
+    scheme, sep, rest = uri.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo or "/" in userinfo:
+        return uri
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{user}:••••sha256:{_fingerprint(password)}@{host}"
+
+
 def mask_secrets(value: Any, path: str = "") -> Any:
-    """`value` with every receiverInfo value replaced by a fingerprint (`•••• sha256:1a2b3c4d`),
-    so that diffs and listings show that a secret changed without showing it."""
+    """`value` with every receiverInfo value and every password in an endpoint URI replaced by a
+    fingerprint (`•••• sha256:1a2b3c4d`), so that diffs and listings show that a secret changed
+    without showing it."""
+    if isinstance(value, str) and path.endswith("endpoint.uri"):
+        return mask_url_password(value)
     if isinstance(value, Mapping):
         return {k: mask_secrets(v, f"{path}.{k}" if path else k) for k, v in value.items()}
     if isinstance(value, list):

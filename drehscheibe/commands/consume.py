@@ -151,7 +151,11 @@ def run(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     path: Annotated[str, typer.Option(help="Path notifications are POSTed to.")] = "/notify",
     mqtt: Annotated[
-        str | None, typer.Option(help="Also read notifications from mqtt://host:port[/topic].")
+        str | None,
+        typer.Option(
+            help="Also read notifications from mqtt://host:port/topic (MQTT URL).",
+            envvar="DREHSCHEIBE_CONSUMER_MQTT_URL",
+        ),
     ] = None,
     topic: Annotated[str | None, typer.Option(help="MQTT topic (default: the URL's path).")] = None,
     out: Annotated[
@@ -225,7 +229,9 @@ def run(
     if port is not None:
         where.append(f"http://{host}:{port}{path}")
     if mqtt:
-        where.append(f"{mqtt}" + (f" topic {topic}" if topic else ""))
+        from agents.subscriptions import mask_url_password
+
+        where.append(mask_url_password(mqtt) + (f" topic {topic}" if topic else ""))
     inbox = f"durable in {state_dir}" if state_dir else "in memory"
     stderr.print(f"consumer {consumer_name} ({kind.value}) on {' and '.join(where)}; inbox {inbox}")
     try:
