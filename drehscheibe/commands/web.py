@@ -54,7 +54,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the page on HOST:PORT, reading the broker, until interrupted (Ctrl-C)."""
-    from pydantic import ValidationError
+    from pydantic import SecretStr, ValidationError
 
     from drehscheibe.web import WebSettings
     from drehscheibe.web import serve as run
@@ -72,7 +72,7 @@ def serve(
             broker_url=broker,
             tenant=tenant,
             broker_profile=broker_profile,
-            broker_token=token,
+            broker_token=SecretStr(token) if token else None,
             host=host,
             port=port,
             title=title,
