@@ -54,6 +54,7 @@ COMMAND_GROUPS: tuple[tuple[str, str], ...] = (
     ("devices", "devices"),
     ("profiles", "profiles"),
     ("web", "web"),
+    ("simulate", "simulate"),
 )
 
 
