@@ -248,7 +248,8 @@ def plain_entities(draw: st.DrawFn) -> tuple[dict[str, Any], set[str]]:
 def _is_geojson(value: Any) -> bool:
     return (
         isinstance(value, dict)
-        and value.get("type")
+        and isinstance(value.get("type"), str)
+        and value["type"]
         in {
             "Point",
             "LineString",
