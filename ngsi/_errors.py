@@ -11,14 +11,21 @@
         ├── TooManyResults        403
         ├── ResourceNotFound      404   (alias NotFound)
         ├── NonexistentTenant     404
+        ├── MethodNotAllowed      405   (the resource has no such method)
+        ├── NotAcceptable         406   (no representation matches Accept)
         ├── AlreadyExists         409
+        ├── PayloadTooLarge       413   (the request body is over the limit)
+        ├── UnsupportedMediaType  415   (Content-Type is not JSON / JSON-LD)
         ├── OperationNotSupported 422
         ├── NoMultiTenantSupport  501
         ├── InternalError         500
         └── LdContextNotAvailable 503
 
 Both sides use it: the client raises these from responses, the embedded broker raises them in
-handlers and renders them as ProblemDetails.
+handlers and renders them as ProblemDetails. The HTTP-level errors (401, 403, 405, 406, 413, 415)
+are not NGSI-LD error types; their `type` is built the same way
+(`https://uri.etsi.org/ngsi-ld/errors/NotAcceptable`) so that a client maps them back by name,
+and by status when a broker sends another type or none.
 """
 
 from __future__ import annotations
@@ -37,18 +44,22 @@ __all__ = [
     "InternalError",
     "InvalidRequest",
     "LdContextNotAvailable",
+    "MethodNotAllowed",
     "NgsiApiError",
     "NgsiError",
     "NgsiTransportError",
     "NoMultiTenantSupport",
     "NonexistentTenant",
+    "NotAcceptable",
     "NotFound",
     "OperationNotSupported",
+    "PayloadTooLarge",
     "ProblemDetails",
     "ResourceNotFound",
     "TooComplexQuery",
     "TooManyResults",
     "Unauthorized",
+    "UnsupportedMediaType",
     "error_from_problem",
 ]
 
@@ -166,9 +177,29 @@ class NonexistentTenant(NgsiApiError):
     error_name = "NonexistentTenant"
 
 
+class MethodNotAllowed(NgsiApiError):
+    status = 405
+    error_name = "MethodNotAllowed"
+
+
+class NotAcceptable(NgsiApiError):
+    status = 406
+    error_name = "NotAcceptable"
+
+
 class AlreadyExists(NgsiApiError):
     status = 409
     error_name = "AlreadyExists"
+
+
+class PayloadTooLarge(NgsiApiError):
+    status = 413
+    error_name = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(NgsiApiError):
+    status = 415
+    error_name = "UnsupportedMediaType"
 
 
 class OperationNotSupported(NgsiApiError):
@@ -200,7 +231,11 @@ _TITLES = {
     "TooManyResults": "Too many results",
     "ResourceNotFound": "Resource not found",
     "NonexistentTenant": "The addressed tenant does not exist",
+    "MethodNotAllowed": "Method not allowed",
+    "NotAcceptable": "No acceptable representation",
     "AlreadyExists": "The referred element already exists",
+    "PayloadTooLarge": "The request body is too large",
+    "UnsupportedMediaType": "Unsupported media type",
     "OperationNotSupported": "The operation is not supported",
     "InternalError": "Internal error",
     "NoMultiTenantSupport": "Multi-tenancy is not supported",
@@ -218,7 +253,11 @@ _BY_NAME: dict[str, type[NgsiApiError]] = {
         TooManyResults,
         ResourceNotFound,
         NonexistentTenant,
+        MethodNotAllowed,
+        NotAcceptable,
         AlreadyExists,
+        PayloadTooLarge,
+        UnsupportedMediaType,
         OperationNotSupported,
         InternalError,
         NoMultiTenantSupport,
@@ -231,7 +270,11 @@ _BY_STATUS: dict[int, type[NgsiApiError]] = {
     401: Unauthorized,
     403: Forbidden,
     404: ResourceNotFound,
+    405: MethodNotAllowed,
+    406: NotAcceptable,
     409: AlreadyExists,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
     422: OperationNotSupported,
     501: NoMultiTenantSupport,
     503: LdContextNotAvailable,

@@ -12,19 +12,18 @@ Extensions are the seam for the parts of the broker that live beside the entity 
     async def start(self, broker: Broker) -> None  # may register store listeners
     async def stop(self) -> None
 
-`create_app(settings)` without `extensions=` uses `default_extensions(settings)`: for each of
-the modules `ngsi.broker._subscriptions` and `ngsi.broker._temporal` that exists and defines
-`create_extension(settings) -> extension`, that extension.
+`create_app(settings)` without `extensions=` uses `default_extensions(settings)`: one extension
+from each factory of `EXTENSION_FACTORIES`, in order (subscriptions and notifications, then
+temporal history). Pass `extensions=[...]` to run fewer or others.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Final, Protocol
 
 from anyio import CapacityLimiter
 from starlette.applications import Starlette
@@ -45,12 +44,19 @@ from ngsi.broker._service import EntityService
 from ngsi.broker._settings import BrokerSettings
 from ngsi.broker._state import WORKER_THREADS, Broker
 from ngsi.broker._store import Store
+from ngsi.broker._subscriptions import create_extension as subscription_extension
+from ngsi.broker._temporal import create_extension as temporal_extension
 
-__all__ = ["BrokerExtension", "create_app", "default_extensions", "serve"]
+__all__ = [
+    "EXTENSION_FACTORIES",
+    "BrokerExtension",
+    "ExtensionFactory",
+    "create_app",
+    "default_extensions",
+    "serve",
+]
 
 log = logging.getLogger("ngsi.broker")
-
-_EXTENSION_MODULES = ("ngsi.broker._subscriptions", "ngsi.broker._temporal")
 
 
 class BrokerExtension(Protocol):
@@ -65,20 +71,19 @@ class BrokerExtension(Protocol):
     async def stop(self) -> None: ...
 
 
+ExtensionFactory = Callable[[BrokerSettings], BrokerExtension]
+"""Builds one extension from the broker settings."""
+
+EXTENSION_FACTORIES: Final[tuple[ExtensionFactory, ...]] = (
+    subscription_extension,
+    temporal_extension,
+)
+"""The broker's own extensions, in start order: subscriptions, then temporal history."""
+
+
 def default_extensions(settings: BrokerSettings) -> list[BrokerExtension]:
-    """The extensions found in the package (subscriptions, temporal), in that order."""
-    found: list[BrokerExtension] = []
-    for module_name in _EXTENSION_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        factory = getattr(module, "create_extension", None)
-        if factory is not None:
-            found.append(factory(settings))
-    return found
+    """One extension from each of `EXTENSION_FACTORIES`, in order."""
+    return [factory(settings) for factory in EXTENSION_FACTORIES]
 
 
 def _context_store(settings: BrokerSettings) -> ContextStore:

@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -66,9 +67,17 @@ from ngsi._errors import NonexistentTenant
 from ngsi.broker._entities import attribute_names, entity_types, format_time
 from ngsi.broker._events import EntityChange
 from ngsi.broker._notifier_mqtt import MqttConnections, MqttSender, parse_mqtt_endpoint
-from ngsi.broker._notifier_send import Dispatcher, Endpoint, HttpSender, Outgoing, Sender
+from ngsi.broker._notifier_send import (
+    DeliveryError,
+    Dispatcher,
+    Endpoint,
+    HttpSender,
+    Outgoing,
+    Sender,
+)
 from ngsi.broker._render import EntityView
 from ngsi.broker._store import Store
+from ngsi.broker._subscriptions_model import NotificationHosts
 
 __all__ = [
     "NULL_VALUE",
@@ -510,6 +519,20 @@ class _ChangeRenderer:
 # --- the notifier --------------------------------------------------------------------------
 
 
+class _RefusedSender:
+    """Fails every notification to an endpoint whose host is no longer allowed (a stored
+    subscription the current `notification_allow_hosts` does not cover)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    async def send(self, item: Outgoing, body: dict[str, Any], timeout: float) -> None:
+        raise DeliveryError(self.problem, retry=False)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
 Flush = Callable[[list[ActiveSubscription]], None]
 """Persists the status of the given subscriptions (blocking; called in a worker thread)."""
 
@@ -535,7 +558,7 @@ class Notifier:
         max_batch_entities: int = 500,
         http_transport: httpx.AsyncBaseTransport | None = None,
         mqtt_connections: MqttConnections | None = None,
-        allow_hosts: Sequence[str] | None = None,
+        hosts: NotificationHosts | None = None,
     ) -> None:
         self._store = store
         self._flush = flush
@@ -547,7 +570,7 @@ class Notifier:
         self._max_batch_entities = max_batch_entities
         self._http_transport = http_transport
         self._mqtt = mqtt_connections or MqttConnections()
-        self._allow_hosts = tuple(allow_hosts) if allow_hosts is not None else None
+        self._hosts = hosts
 
         self._lock = threading.Lock()
         self._in_flight_lock = threading.Lock()
@@ -901,6 +924,10 @@ class Notifier:
         return key, factory
 
     def _route(self, endpoint: Endpoint) -> tuple[str, Callable[[], Sender]]:
+        if self._hosts is not None:
+            problem = self._hosts.problem(urlsplit(endpoint.uri).hostname or "")
+            if problem is not None:
+                return f"refused {endpoint.uri}", lambda: _RefusedSender(problem)
         if endpoint.uri.lower().startswith("mqtt"):
             target = parse_mqtt_endpoint(endpoint.uri, endpoint.notifier_info)
             return f"{target.label}", lambda: MqttSender(target, self._mqtt)

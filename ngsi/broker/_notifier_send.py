@@ -16,6 +16,11 @@ Contract of a worker:
 - Every notification ends in exactly one `report(item, ok=..., at=...)` call.
 - The queue holds at most `queue_limit` items; beyond that the oldest item is dropped and reported
   as a failure (the subscription shows `notification.status: failed`).
+
+The body is an NGSI-LD Notification (`notification_body`), or, for an endpoint with `ngsiv2` set
+(the `x-ngsiv2-*` formats), the NGSI-v2 notification Orion-LD sends for them
+(`ngsiv2_body`): `{"subscriptionId", "data"}` as `application/json` with the header
+`Ngsiv2-AttrsFormat: normalized` or `keyValues`, without `Link` or `@context`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from ngsi._errors import BadRequestData
+from ngsi._ngsiv2 import ngsiv2_notification
+
 __all__ = [
     "DeliveryError",
     "Dispatcher",
@@ -41,7 +49,10 @@ __all__ = [
     "Outgoing",
     "Sender",
     "format_datetime",
+    "ngsiv2_body",
     "notification_body",
+    "notification_headers",
+    "payload_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +79,9 @@ class Endpoint:
     cooldown: float | None = None
     """Seconds after a failed notification during which no new one is sent (`endpoint.cooldown`,
     given in ms)."""
+    ngsiv2: str | None = None
+    """`normalized` or `keyValues` for the NGSI-v2 notification formats (`x-ngsiv2-*`): the
+    body is then an NGSI-v2 notification and the header `Ngsiv2-AttrsFormat` says which."""
 
     def notifier_value(self, key: str) -> str | None:
         lowered = key.lower()
@@ -120,11 +134,92 @@ def notification_body(
     }
 
 
+_PREVIOUS_MEMBERS = frozenset(
+    {
+        "previousObject",
+        "previousLanguageMap",
+        "previousVocab",
+        "previousValueList",
+        "previousObjectList",
+        "previousJson",
+    }
+)
+
+
+def _v2_ready_attribute(attribute: Any) -> Any:
+    if isinstance(attribute, list):
+        return [_v2_ready_attribute(item) for item in attribute]
+    if not isinstance(attribute, dict):
+        return attribute
+    out: dict[str, Any] = {}
+    for key, member in attribute.items():
+        if key in _PREVIOUS_MEMBERS:
+            out["previousValue"] = member
+        elif key == "lang":
+            out["lang"] = {"type": "Property", "value": member}
+        else:
+            out[key] = member
+    return out
+
+
+def _v2_ready(entity: dict[str, Any]) -> dict[str, Any]:
+    """The rendered entity in the shape `to_ngsiv2` takes: the first of several types (an
+    NGSI-v2 entity has one), `previousObject`/`previousLanguageMap`/... as `previousValue` (the
+    one previous-value metadata NGSI-v2 knows), a `lang` member as a `lang` metadata."""
+    out: dict[str, Any] = {}
+    for key, value in entity.items():
+        if key == "type" and isinstance(value, list) and value:
+            out[key] = value[0]
+        elif key in ("id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"):
+            out[key] = value
+        else:
+            out[key] = _v2_ready_attribute(value)
+    return out
+
+
+def ngsiv2_body(item: Outgoing) -> dict[str, Any]:
+    """The NGSI-v2 notification for an `x-ngsiv2-*` endpoint (see `ngsi.ngsiv2_notification`).
+
+    An entity that cannot be written as NGSI-v2 is left out and logged; the others still go.
+    """
+    key_values = item.endpoint.ngsiv2 == "keyValues"
+    ready = [_v2_ready(entity) for entity in item.entities]
+    try:
+        return ngsiv2_notification(item.subscription_id, ready, key_values=key_values)
+    except BadRequestData:
+        pass
+    kept: list[dict[str, Any]] = []
+    for entity in ready:
+        try:
+            ngsiv2_notification(item.subscription_id, [entity], key_values=key_values)
+        except BadRequestData as exc:
+            log.warning(
+                "notification of %s: entity %s left out, it has no NGSI-v2 form: %s",
+                item.subscription_id,
+                entity.get("id"),
+                exc.detail,
+            )
+            continue
+        kept.append(entity)
+    return ngsiv2_notification(item.subscription_id, kept, key_values=key_values)
+
+
+def payload_for(item: Outgoing, at: datetime) -> dict[str, Any]:
+    """The body to send for `item` at `at`: an NGSI-LD Notification, or the NGSI-v2 one."""
+    if item.endpoint.ngsiv2 is not None:
+        return ngsiv2_body(item)
+    return notification_body(item.subscription_id, entities_for_wire(item), at)
+
+
 def notification_headers(item: Outgoing) -> dict[str, str]:
-    """Content-Type, Link (JSON only), NGSILD-Tenant (named tenants) and the receiverInfo pairs."""
+    """Content-Type, Link (JSON only), NGSILD-Tenant (named tenants) and the receiverInfo pairs;
+    for the NGSI-v2 formats `application/json` with `Ngsiv2-AttrsFormat` and no Link."""
     endpoint = item.endpoint
     headers: dict[str, str] = {}
-    if endpoint.accept == "application/ld+json":
+    if endpoint.ngsiv2 is not None:
+        headers["Content-Type"] = "application/json"
+        headers["Ngsiv2-AttrsFormat"] = endpoint.ngsiv2
+    elif endpoint.accept == "application/ld+json":
         headers["Content-Type"] = "application/ld+json"
     else:
         headers["Content-Type"] = "application/json"
@@ -307,7 +402,7 @@ class _Worker:
                 )
                 return
             at = datetime.now(UTC)
-            body = notification_body(merged.subscription_id, entities_for_wire(merged), at)
+            body = payload_for(merged, at)
             try:
                 await self.sender.send(merged, body, timeout)
             except DeliveryError as exc:

@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_BODY_LIMIT", "BrokerSettings"]
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "DEFAULT_NOTIFICATION_TIMEOUT",
+    "BrokerSettings",
+    "allow_host_entry",
+]
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 """Largest request body accepted, in bytes: 1 MiB, as Orion-LD."""
+
+DEFAULT_NOTIFICATION_TIMEOUT = 5.0
+"""Seconds one notification attempt may take before it counts as failed."""
+
+_HOST_NAME = re.compile(
+    r"^(?:\*\.)?(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+    r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$"
+)
+
+
+def allow_host_entry(entry: str) -> str:
+    """One `notification_allow_hosts` entry, normalised (lower case, networks in CIDR form);
+    ValueError says what is wrong with it."""
+    text = entry.strip().lower()
+    if not text:
+        raise ValueError("an entry of notification_allow_hosts is empty")
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if "/" in text:
+        try:
+            return str(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"notification_allow_hosts entry {entry!r} is not a CIDR network "
+                "(e.g. 10.0.0.0/8 or fd00::/8)"
+            ) from None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if not _HOST_NAME.match(text):
+        raise ValueError(
+            f"notification_allow_hosts entry {entry!r} is not a host name, '*.domain', "
+            "an IP address or a CIDR network"
+        )
+    return text.rstrip(".")
 
 
 class BrokerSettings(BaseModel):
@@ -26,6 +69,27 @@ class BrokerSettings(BaseModel):
     - `api_key`: when set, every request but `/version` needs `X-API-Key: <key>` or
       `Authorization: Bearer <key>`.
     - `max_page_size`: the largest `limit` of a query (Orion-LD's 1000); `default_page_size` 20.
+    - `notification_allow_hosts`: the hosts notifications may go to (HTTP and MQTT endpoints).
+      Each entry is a host name (`consumer.city.example`, compared case-insensitively), a
+      wildcard `*.city.example` (every subdomain, not the domain itself), an IP address or a
+      CIDR network (`10.20.0.0/16`, `fd00::/8`). Names are not resolved: an endpoint named by
+      a host name passes only a name or wildcard entry, one given as an address only an address
+      or network entry (`localhost` counts as the loopback addresses too). A subscription whose
+      endpoint host is not allowed is refused with 400 BadRequestData; stored subscriptions
+      that a narrower list no longer allows fail their notifications without sending them.
+      `None` (the default) applies the default rule: a broker bound to a loopback address
+      (127.0.0.0/8, ::1, `localhost`) may notify any host, loopback included; a broker bound to
+      any other address may notify any host except loopback, link-local (169.254.0.0/16,
+      fe80::/10, where cloud metadata services answer) and unspecified addresses, so that a
+      client on the network cannot make it call services that only listen on its own machine.
+      Name those hosts explicitly to allow them.
+    - `notification_timeout`: seconds one notification attempt may take (a subscription's
+      `notification.endpoint.timeout` overrides it).
+    - `history_retention_days`: how long the temporal history keeps attribute instances
+      (None: for ever); `history_retention_days_by_type`: per entity type, the expanded type
+      IRI as stored (`https://smartdatamodels.org/dataModel.Environment/AirQualityObserved`;
+      a type written without @context is `https://uri.etsi.org/ngsi-ld/default-context/<Type>`)
+      → days, overriding the default for that type.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,6 +106,10 @@ class BrokerSettings(BaseModel):
     max_page_size: int = Field(default=1000, gt=0)
     default_page_size: int = Field(default=20, gt=0)
     log_level: str = "warning"
+    notification_allow_hosts: list[str] | None = None
+    notification_timeout: float = Field(default=DEFAULT_NOTIFICATION_TIMEOUT, gt=0)
+    history_retention_days: float | None = Field(default=None, gt=0)
+    history_retention_days_by_type: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("api_key")
     @classmethod
@@ -49,3 +117,29 @@ class BrokerSettings(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("the API key is empty")
         return None if value is None else value.strip()
+
+    @field_validator("notification_allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return list(dict.fromkeys(allow_host_entry(entry) for entry in value))
+
+    @field_validator("history_retention_days_by_type")
+    @classmethod
+    def _retention_by_type(cls, value: dict[str, float]) -> dict[str, float]:
+        for type_iri, days in value.items():
+            if ":" not in type_iri:
+                raise ValueError(
+                    f"history_retention_days_by_type: {type_iri!r} is not an expanded type IRI; "
+                    "write the type as stored, e.g. "
+                    "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved, or "
+                    f"https://uri.etsi.org/ngsi-ld/default-context/{type_iri} for a type "
+                    "written without @context"
+                )
+            if not days > 0:
+                raise ValueError(
+                    f"history_retention_days_by_type: {type_iri!r} must be kept more than 0 "
+                    f"days, got {days}"
+                )
+        return value

@@ -14,9 +14,16 @@ counters), so that they survive a restart. `start()` loads them and starts the n
     PATCH  /subscriptions/{id}       204; each member given replaces the stored one
     DELETE /subscriptions/{id}       204
 
-`create_extension(settings)` plugs all of it into the broker app (see `ngsi.broker._app`).
-The service reads `notification_allow_hosts` (host names, `*.domain` wildcards) from the broker
-settings when they have it: notifications then only go to those hosts.
+`create_extension(settings)` plugs all of it into the broker app (see `ngsi.broker._app`); it
+reads `notification_allow_hosts` (with `host`, for the default rule) and `notification_timeout`
+from the broker settings (see `BrokerSettings`).
+
+Notification formats: normalized, concise and keyValues as NGSI-LD has them, and Orion-LD's
+NGSI-v2 formats for v2 consumers such as QuantumLeap: `x-ngsiv2-normalized` and
+`x-ngsiv2-keyValues` with expanded names (full IRIs, as stored), `x-ngsiv2-normalized-compacted`
+(alias `x-ngsiv2`) and `x-ngsiv2-keyValues-compacted` with names compacted like the NGSI-LD
+formats; the entities are converted by `ngsi.to_ngsiv2` (see `ngsi._ngsiv2` for what that writes
+and where it differs from Orion-LD) and sent as described in `ngsi.broker._notifier_send`.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -59,10 +67,12 @@ from ngsi.broker._notifier_mqtt import MqttConnections
 from ngsi.broker._notifier_send import Endpoint
 from ngsi.broker._params import parse_bool, parse_options
 from ngsi.broker._render import EntityView
-from ngsi.broker._settings import BrokerSettings
+from ngsi.broker._settings import DEFAULT_NOTIFICATION_TIMEOUT, BrokerSettings
 from ngsi.broker._state import Broker, broker_of
 from ngsi.broker._store import Store
 from ngsi.broker._subscriptions_model import (
+    NGSIV2_FORMATS,
+    NotificationHosts,
     compile_subscription_q,
     geo_filter,
     merge_fragment,
@@ -73,6 +83,7 @@ from ngsi.broker._subscriptions_model import (
 )
 
 __all__ = [
+    "ExpandedView",
     "SubscriptionExtension",
     "SubscriptionService",
     "create_extension",
@@ -86,14 +97,25 @@ _STATUS_SPACE = "subscriptionStatus"
 _EXTRA_KEY = "subscriptions"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExpandedView(EntityView):
+    """An `EntityView` that leaves the names expanded (full IRIs, as stored): the
+    `x-ngsiv2-normalized` and `x-ngsiv2-keyValues` notification formats."""
+
+    def render(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        return self.project(doc)
+
+
 class SubscriptionService:
     """The broker's subscriptions: create, read, update, delete, and notify.
 
     All CRUD methods block (SQLite, @context resolution): call them from a worker thread.
-    `start()`/`stop()` are called once each. Keyword options: `allow_hosts` (None: any host),
-    `timeout` (seconds per notification attempt), `retry_delays`, `queue_limit` (notifications
-    waiting per endpoint), `max_page_size`, `http_transport` and `mqtt_connections` (test
-    seams), `flush_interval` (seconds between saves of the counters).
+    `start()`/`stop()` are called once each. Keyword options: `allow_hosts` and `bind_host`
+    (which hosts notifications may go to: `BrokerSettings.notification_allow_hosts` and `host`;
+    None applies the default rule for `bind_host`, see `NotificationHosts`), `timeout` (seconds
+    per notification attempt), `retry_delays`, `queue_limit` (notifications waiting per
+    endpoint), `max_page_size`, `http_transport` and `mqtt_connections` (test seams),
+    `flush_interval` (seconds between saves of the counters).
     """
 
     def __init__(
@@ -102,7 +124,8 @@ class SubscriptionService:
         contexts: ContextStore,
         *,
         allow_hosts: Collection[str] | None = None,
-        timeout: float = 5.0,
+        bind_host: str = "127.0.0.1",
+        timeout: float = DEFAULT_NOTIFICATION_TIMEOUT,
         retry_delays: Sequence[float] = (0.5, 2.0),
         queue_limit: int = 10_000,
         max_page_size: int = 1000,
@@ -113,7 +136,7 @@ class SubscriptionService:
     ) -> None:
         self.store = store
         self.contexts = contexts
-        self.allow_hosts = None if allow_hosts is None else tuple(allow_hosts)
+        self.hosts = NotificationHosts.of(allow_hosts, bind_host=bind_host)
         self.max_page_size = max_page_size
         self.default_page_size = default_page_size
         self._lock = threading.Lock()
@@ -127,6 +150,7 @@ class SubscriptionService:
             flush_interval=flush_interval,
             http_transport=http_transport,
             mqtt_connections=mqtt_connections,
+            hosts=self.hosts,
         )
         self._started = False
 
@@ -219,6 +243,8 @@ class SubscriptionService:
         if "geoQ" in doc:
             predicates.append(geo_filter(doc["geoQ"]).predicate())
         notification = doc["notification"]
+        chosen_format = notification.get("format", "normalized")
+        ngsiv2 = NGSIV2_FORMATS.get(chosen_format)
         endpoint_doc = notification["endpoint"]
         timeout_ms = endpoint_doc.get("timeout")
         cooldown_ms = endpoint_doc.get("cooldown")
@@ -233,11 +259,13 @@ class SubscriptionService:
             ),
             timeout=timeout_ms / 1000 if timeout_ms else None,
             cooldown=cooldown_ms / 1000 if cooldown_ms else None,
+            ngsiv2=ngsiv2.attrs_format if ngsiv2 is not None else None,
         )
         attributes = notification.get("attributes")
-        view = EntityView(
+        view_class = ExpandedView if ngsiv2 is not None and not ngsiv2.compacted else EntityView
+        view = view_class(
             context=render_context,
-            format=notification.get("format", "normalized"),
+            format="normalized" if ngsiv2 is not None else chosen_format,
             sys_attrs=bool(notification.get("sysAttrs", False)),
             attrs=frozenset(attributes) if attributes else None,
         )
@@ -274,7 +302,7 @@ class SubscriptionService:
     def create(self, tenant: str | None, body: Mapping[str, Any], context: Context) -> str:
         """Validate, store and activate a subscription; returns its id."""
         now = datetime.now(UTC)
-        doc = validate_subscription(body, context, now=now, allow_hosts=self.allow_hosts)
+        doc = validate_subscription(body, context, now=now, hosts=self.hosts)
         stamp = format_time(now)
         record = {
             "doc": doc,
@@ -315,9 +343,7 @@ class SubscriptionService:
         now = datetime.now(UTC)
         with self._lock:
             current = self.get(tenant, subscription_id)
-            doc = merge_fragment(
-                current.doc, fragment, context, now=now, allow_hosts=self.allow_hosts
-            )
+            doc = merge_fragment(current.doc, fragment, context, now=now, hosts=self.hosts)
             record = {
                 "doc": doc,
                 "context": list(current.context_entries),
@@ -568,28 +594,30 @@ async def delete_subscription(request: Request) -> Response:
     return Response(status_code=204, headers=_headers(tenant))
 
 
+async def _subscriptions(request: Request) -> Response:
+    if request.method == "POST":
+        return await create_subscription(request)
+    return await query_subscriptions(request)
+
+
+async def _subscription(request: Request) -> Response:
+    if request.method == "PATCH":
+        return await update_subscription(request)
+    if request.method == "DELETE":
+        return await delete_subscription(request)
+    return await retrieve_subscription(request)
+
+
 def subscription_routes() -> list[BaseRoute]:
-    """The subscription resources, relative to `/ngsi-ld/v1`."""
+    """The subscription resources, relative to `/ngsi-ld/v1` (one route per path, so that a
+    405 answer's `Allow` header lists every method of the path)."""
     return [
-        Route("/subscriptions", query_subscriptions, methods=["GET"], name="subscriptions"),
-        Route("/subscriptions", create_subscription, methods=["POST"], name="subscription_create"),
+        Route("/subscriptions", _subscriptions, methods=["GET", "POST"], name="subscriptions"),
         Route(
             "/subscriptions/{subscription_id}",
-            retrieve_subscription,
-            methods=["GET"],
+            _subscription,
+            methods=["GET", "PATCH", "DELETE"],
             name="subscription",
-        ),
-        Route(
-            "/subscriptions/{subscription_id}",
-            update_subscription,
-            methods=["PATCH"],
-            name="subscription_update",
-        ),
-        Route(
-            "/subscriptions/{subscription_id}",
-            delete_subscription,
-            methods=["DELETE"],
-            name="subscription_delete",
         ),
     ]
 
@@ -613,13 +641,12 @@ class SubscriptionExtension:
     async def start(self, broker: Broker) -> None:
         settings = broker.settings
         options: dict[str, Any] = {
-            "allow_hosts": getattr(settings, "notification_allow_hosts", None),
+            "allow_hosts": settings.notification_allow_hosts,
+            "bind_host": settings.host,
+            "timeout": settings.notification_timeout,
             "max_page_size": settings.max_page_size,
             "default_page_size": settings.default_page_size,
         }
-        timeout = getattr(settings, "notification_timeout", None)
-        if timeout:
-            options["timeout"] = timeout
         options.update(self.options)
         service = SubscriptionService(broker.store, broker.contexts, **options)
         await run_in_threadpool(service.start)

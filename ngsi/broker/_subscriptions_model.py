@@ -14,9 +14,12 @@ Rules (NGSI-LD 1.6.1 clause 5.2.12, as Orion-LD accepts them); every violation r
   `type` may be a type selection (`A,B`, `A|B`, `A;B`, parentheses);
 - `timeInterval` (> 0 s, periodic) excludes `watchedAttributes` and `throttling`;
 - `throttling` is > 0 s; `expiresAt` is a DateTime in the future; `isActive` a boolean;
-- `notification.endpoint.uri` is http(s) or mqtt(s) (hosts limited by the allow-list, if any),
-  `accept` is `application/json` or `application/ld+json`, `format` normalized, concise or
-  keyValues, `showChanges` not with keyValues;
+- `notification.endpoint.uri` is http(s) or mqtt(s), its host one that `NotificationHosts`
+  allows (400 naming the host and the setting `notification_allow_hosts`); `accept` is
+  `application/json` or `application/ld+json`; `format` normalized, concise, keyValues or one of
+  Orion-LD's NGSI-v2 formats (`NGSIV2_FORMATS`: x-ngsiv2-normalized, x-ngsiv2-keyValues,
+  x-ngsiv2-normalized-compacted, its alias x-ngsiv2, x-ngsiv2-keyValues-compacted);
+  `showChanges` not with a keyValues format;
 - `notificationTrigger` lists entityCreated, entityUpdated, entityDeleted, attributeCreated,
   attributeUpdated, attributeDeleted (default: attributeCreated and attributeUpdated);
 - `csf`, `temporalQ` and `scopeQ` are refused (OperationNotSupported), as Orion-LD does.
@@ -25,9 +28,12 @@ Rules (NGSI-LD 1.6.1 clause 5.2.12, as Orion-LD accepts them); every violation r
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
+import socket
 import uuid
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -39,12 +45,16 @@ from ngsi._query import QExpr, parse_q
 from ngsi._time import parse_datetime
 from ngsi.broker._geo import GeoFilter, geo_filter_from_params
 from ngsi.broker._params import parse_type_expression
+from ngsi.broker._settings import allow_host_entry
 
 __all__ = [
     "DEFAULT_TRIGGERS",
+    "FORMATS",
+    "NGSIV2_FORMATS",
     "NOTIFICATION_TRIGGERS",
     "READ_ONLY_NOTIFICATION_MEMBERS",
-    "check_host_allowed",
+    "Ngsiv2Format",
+    "NotificationHosts",
     "compile_subscription_q",
     "geo_filter",
     "merge_fragment",
@@ -66,7 +76,28 @@ NOTIFICATION_TRIGGERS: Final = frozenset(
     }
 )
 DEFAULT_TRIGGERS: Final = ("attributeCreated", "attributeUpdated")
-FORMATS: Final = ("normalized", "concise", "keyValues")
+
+
+@dataclass(frozen=True, slots=True)
+class Ngsiv2Format:
+    """An `x-ngsiv2-*` notification format: NGSI-v2 `attrs_format` (`normalized` or
+    `keyValues`, the `Ngsiv2-AttrsFormat` header), names `compacted` with the subscription's
+    @context or left expanded (full IRIs)."""
+
+    attrs_format: str
+    compacted: bool
+
+
+NGSIV2_FORMATS: Final = {
+    "x-ngsiv2-normalized": Ngsiv2Format("normalized", compacted=False),
+    "x-ngsiv2-keyValues": Ngsiv2Format("keyValues", compacted=False),
+    "x-ngsiv2-normalized-compacted": Ngsiv2Format("normalized", compacted=True),
+    "x-ngsiv2": Ngsiv2Format("normalized", compacted=True),
+    "x-ngsiv2-keyValues-compacted": Ngsiv2Format("keyValues", compacted=True),
+}
+"""Orion-LD's cross-API notification formats, for NGSI-v2 consumers such as QuantumLeap."""
+
+FORMATS: Final = ("normalized", "concise", "keyValues", *NGSIV2_FORMATS)
 ACCEPTS: Final = ("application/json", "application/ld+json")
 SCHEMES: Final = ("http", "https", "mqtt", "mqtts")
 
@@ -207,23 +238,114 @@ def _entities(value: Any, context: Context) -> list[dict[str, str]]:
     return selectors
 
 
-def check_host_allowed(uri: str, allow_hosts: Collection[str] | None) -> None:
-    """Raise BadRequestData when an allow-list is set and the URI's host is not on it.
+_LOOPBACK_NAMES: Final = ("localhost", "localhost.")
+_LOCAL_ADDRESSES: Final = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+_LEGACY_IPV4: Final = re.compile(r"^[0-9a-fx.]+$")
 
-    Entries are host names or addresses compared case-insensitively; `*.example.org` allows
-    every subdomain of example.org.
-    """
-    if allow_hosts is None:
-        return
-    host = (urlsplit(uri).hostname or "").lower()
-    for allowed in allow_hosts:
-        allowed = allowed.lower()
-        if host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:])):
-            return
-    raise _bad(
-        "notification.endpoint.uri",
-        f"notifications to host {host!r} are not allowed here (allowed: {sorted(allow_hosts)})",
-    )
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(host: str) -> IpAddress | None:
+    """The address a host literal stands for (None for a name). IPv4-mapped IPv6 addresses and
+    the legacy IPv4 spellings the resolver accepts (`127.1`, `2130706433`, `0x7f.1`) count as
+    the IPv4 address they reach."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _LEGACY_IPV4.match(host):
+            return None
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_loopback_name(host: str) -> bool:
+    return host in _LOOPBACK_NAMES or host.rstrip(".").endswith(".localhost")
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationHosts:
+    """Which hosts notifications may go to: `BrokerSettings.notification_allow_hosts` (entries
+    normalised by `allow_host_entry`) or, when that is None, the default rule for a broker
+    listening on `bind_host` (see `BrokerSettings`)."""
+
+    allow: tuple[str, ...] | None = None
+    bind_host: str = "127.0.0.1"
+
+    @classmethod
+    def of(
+        cls, allow: Collection[str] | None, *, bind_host: str = "127.0.0.1"
+    ) -> NotificationHosts:
+        """The policy for raw allow-list entries (ValueError for a malformed one)."""
+        if allow is None:
+            return cls(None, bind_host)
+        return cls(tuple(dict.fromkeys(allow_host_entry(entry) for entry in allow)), bind_host)
+
+    @property
+    def bound_to_loopback(self) -> bool:
+        host = self.bind_host.strip("[]").lower()
+        if _is_loopback_name(host):
+            return True
+        address = _address(host)
+        return address is not None and address.is_loopback
+
+    def problem(self, host: str) -> str | None:
+        """Why notifications may not go to `host` (a URI's host), or None when they may."""
+        host = host.strip("[]").lower()
+        address = _address(host)
+        if self.allow is None:
+            if self.bound_to_loopback:
+                return None
+            local = _is_loopback_name(host) or (
+                address is not None
+                and (address.is_loopback or address.is_link_local or address.is_unspecified)
+            )
+            if not local:
+                return None
+            return (
+                f"notifications to host {host!r} (a loopback, link-local or unspecified "
+                f"address) are not allowed: the broker listens on {self.bind_host}, and while "
+                "the setting notification_allow_hosts is unset it notifies only other hosts; "
+                "name this host in notification_allow_hosts (--notification-allow-host) to "
+                "allow it"
+            )
+        if self._listed(host, address):
+            return None
+        return (
+            f"notifications to host {host!r} are not allowed by the broker setting "
+            f"notification_allow_hosts (--notification-allow-host), which allows "
+            f"{', '.join(self.allow) or 'no host'}"
+        )
+
+    def _listed(self, host: str, address: IpAddress | None) -> bool:
+        assert self.allow is not None
+        addresses: tuple[IpAddress, ...] = ()
+        if address is not None:
+            addresses = (address,)
+        elif _is_loopback_name(host):
+            addresses = _LOCAL_ADDRESSES
+        name = host.rstrip(".")
+        for entry in self.allow:
+            if "/" in entry:
+                network = ipaddress.ip_network(entry)
+                if any(a.version == network.version and a in network for a in addresses):
+                    return True
+            elif entry.startswith("*."):
+                if address is None and name.endswith(entry[1:]):
+                    return True
+            elif entry == name or any(str(a) == entry for a in addresses):
+                return True
+        return False
+
+    def check(self, uri: str) -> None:
+        """Raise BadRequestData naming the host and the setting when `uri` may not be notified."""
+        problem = self.problem(urlsplit(uri).hostname or "")
+        if problem is not None:
+            raise _bad("notification.endpoint.uri", problem)
 
 
 def _key_values(value: Any, member: str) -> list[dict[str, str]]:
@@ -243,7 +365,7 @@ def _key_values(value: Any, member: str) -> list[dict[str, str]]:
     return pairs
 
 
-def _endpoint(value: Any, allow_hosts: Collection[str] | None) -> dict[str, Any]:
+def _endpoint(value: Any, hosts: NotificationHosts | None) -> dict[str, Any]:
     member = "notification.endpoint"
     if not isinstance(value, Mapping):
         raise _bad(member, f"is required and must be an object with a 'uri', got {value!r}")
@@ -274,7 +396,8 @@ def _endpoint(value: Any, allow_hosts: Collection[str] | None) -> dict[str, Any]
             )
         except ValueError as exc:
             raise _bad(f"{member}.uri", str(exc)) from None
-    check_host_allowed(uri, allow_hosts)
+    if hosts is not None:
+        hosts.check(uri)
     endpoint: dict[str, Any] = {"uri": uri}
     if "accept" in value:
         accept = value["accept"]
@@ -290,9 +413,7 @@ def _endpoint(value: Any, allow_hosts: Collection[str] | None) -> dict[str, Any]
     return endpoint
 
 
-def _notification(
-    value: Any, context: Context, allow_hosts: Collection[str] | None
-) -> dict[str, Any]:
+def _notification(value: Any, context: Context, hosts: NotificationHosts | None) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise _bad("notification", f"is required and must be an object, got {value!r}")
     unknown = set(value) - _NOTIFICATION_MEMBERS - READ_ONLY_NOTIFICATION_MEMBERS
@@ -312,9 +433,13 @@ def _notification(
             if not isinstance(value[flag], bool):
                 raise _bad(f"notification.{flag}", f"expected true or false, got {value[flag]!r}")
             out[flag] = value[flag]
-    if out.get("showChanges") and out.get("format") == "keyValues":
-        raise _bad("notification.showChanges", "cannot be true with format keyValues")
-    out["endpoint"] = _endpoint(value.get("endpoint"), allow_hosts)
+    chosen = out.get("format", "normalized")
+    key_values = chosen == "keyValues" or (
+        chosen in NGSIV2_FORMATS and NGSIV2_FORMATS[chosen].attrs_format == "keyValues"
+    )
+    if out.get("showChanges") and key_values:
+        raise _bad("notification.showChanges", f"cannot be true with format {chosen}")
+    out["endpoint"] = _endpoint(value.get("endpoint"), hosts)
     return out
 
 
@@ -370,7 +495,7 @@ def _validate_member(
     context: Context,
     *,
     now: datetime,
-    allow_hosts: Collection[str] | None,
+    hosts: NotificationHosts | None,
 ) -> Any:
     """The stored form of one member of a subscription body (names expanded)."""
     if key == "id":
@@ -415,7 +540,7 @@ def _validate_member(
     if key == "jsonldContext":
         return _uri(value, "jsonldContext")
     if key == "notification":
-        return _notification(value, context, allow_hosts)
+        return _notification(value, context, hosts)
     raise BadRequestData(f"subscription: unknown member {key!r}")  # pragma: no cover
 
 
@@ -433,7 +558,7 @@ def validate_subscription(
     context: Context,
     *,
     now: datetime,
-    allow_hosts: Collection[str] | None = None,
+    hosts: NotificationHosts | None = None,
 ) -> dict[str, Any]:
     """The subscription document for a create request body (names expanded with `context`).
 
@@ -453,7 +578,7 @@ def validate_subscription(
     for key, value in body.items():
         if key == "@context" or key in READ_ONLY_MEMBERS:
             continue
-        doc[key] = _validate_member(key, value, context, now=now, allow_hosts=allow_hosts)
+        doc[key] = _validate_member(key, value, context, now=now, hosts=hosts)
     if doc["id"] is None:
         doc["id"] = new_subscription_id()
     _check_combination(doc)
@@ -490,7 +615,7 @@ def merge_fragment(
     context: Context,
     *,
     now: datetime,
-    allow_hosts: Collection[str] | None = None,
+    hosts: NotificationHosts | None = None,
 ) -> dict[str, Any]:
     """The document after a PATCH: each member of `fragment` replaces the current one (names
     expanded with `context`), `null` removes it (never `type` or `notification`); the result
@@ -514,7 +639,7 @@ def merge_fragment(
                 raise _bad(key, "is mandatory and cannot be removed")
             merged.pop(key, None)
             continue
-        merged[key] = _validate_member(key, value, context, now=now, allow_hosts=allow_hosts)
+        merged[key] = _validate_member(key, value, context, now=now, hosts=hosts)
     _check_combination(merged)
     return merged
 

@@ -341,11 +341,6 @@ def test_export_then_apply_changes_nothing(client: Client, tenant: str, tmp_path
     assert redacted.environment == ["TRAFFIC_X_KEY"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded broker's notifier does not offer Orion-LD's x-ngsiv2-normalized "
-    "format yet (issue 6 asks for it); remove this mark when it does",
-)
 def test_the_quantumleap_template_is_accepted_by_the_embedded_broker(
     client: Client, tenant: str
 ) -> None:
