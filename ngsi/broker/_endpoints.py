@@ -15,23 +15,29 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from ngsi._context import ATTRIBUTE_MEMBERS, ATTRIBUTE_TYPES, Context, expand_entity
+from ngsi._context import ENTITY_MEMBERS as CONTEXT_ENTITY_MEMBERS
 from ngsi._context_http import context_from_request, format_link_header, parse_link_header
 from ngsi._context_store import ContextStore
 from ngsi._core_context import CORE_CONTEXT_URL
 from ngsi._errors import BadRequestData, InvalidRequest, NgsiApiError, ResourceNotFound
 from ngsi._ids import attribute_name_problem, type_name_problem, uri_problem
 from ngsi._representations import to_normalized
+from ngsi.broker._cache import Rendering
 from ngsi.broker._entities import AttributeOutcome, entity_types
 from ngsi.broker._geo import geo_filter_from_params
 from ngsi.broker._http import (
     GEO_JSON,
+    JSON,
     JSON_LD,
     MediaType,
     negotiate,
+    negotiate_header,
     read_json,
     request_tenant,
     response_class,
@@ -42,6 +48,7 @@ from ngsi.broker._render import EntityView
 from ngsi.broker._scope import compile_scope_q
 from ngsi.broker._service import BatchOutcome, EntityFilter, UpsertMode
 from ngsi.broker._state import Broker, broker_of
+from ngsi.broker._store import validate_tenant
 
 __all__ = [
     "append_attributes",
@@ -50,6 +57,7 @@ __all__ = [
     "batch_merge",
     "batch_update",
     "batch_upsert",
+    "cached_entity_response",
     "create_entity",
     "delete_attribute",
     "delete_entity",
@@ -216,6 +224,49 @@ def _is_normalized_attribute(value: Any) -> bool:
     return True
 
 
+_PLAIN_MEMBERS = ATTRIBUTE_MEMBERS - {"vocab", "previousVocab", "objectType"}
+
+
+def _expand(body: Mapping[str, Any], context: Context) -> dict[str, Any]:
+    """`expand_entity(normalized body)`: a body whose attributes are plain (normalized, without
+    sub-attributes or vocabulary-typed members) is expanded by renaming its members only, its
+    attribute objects shared with the body (the entity operations copy what they keep)."""
+    if not _is_plain(body):
+        normalized = body if _is_normalized(body) else to_normalized(body)
+        return expand_entity(normalized, context)
+    expand = context.expand_term
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        if key in CONTEXT_ENTITY_MEMBERS:
+            if key == "type" or key == "@type":
+                if value.__class__ is str:
+                    value = expand(value)
+                elif value.__class__ is list:
+                    value = [expand(item) if item.__class__ is str else item for item in value]
+                out[key] = value
+            elif key != "@context":
+                out[key] = value
+            continue
+        name = expand(key)
+        if name in out:
+            return expand_entity(body, context)  # two names for one attribute: it says so
+        out[name] = value
+    return out
+
+
+def _is_plain(body: Mapping[str, Any]) -> bool:
+    plain = _PLAIN_MEMBERS
+    for name, value in body.items():
+        if name in CONTEXT_ENTITY_MEMBERS:
+            continue
+        if value.__class__ is not dict or value.get("type") not in ATTRIBUTE_TYPES:
+            return False
+        for member in value:
+            if member not in plain:
+                return False
+    return True
+
+
 def _is_normalized(body: Mapping[str, Any]) -> bool:
     """Whether every attribute is already in normalized form (no conversion needed)."""
     for name, value in body.items():
@@ -277,8 +328,7 @@ def _expand_entity_body(
         raise BadRequestData(f"{where}: 'type' is missing")
     _check_types(body["type"], where=where)
     _check_names(body, where=where)
-    normalized = body if _is_normalized(body) else to_normalized(body)
-    expanded = expand_entity(normalized, context)
+    expanded = _expand(body, context)
     expanded["id"] = raw_id
     for type_iri in entity_types(expanded):
         if type_iri.startswith("@") or ":" not in type_iri:
@@ -296,8 +346,7 @@ def _expand_fragment(
     fragment = {k: v for k, v in body.items() if k not in ("id", "@context")}
     if "type" in fragment:
         _check_types(fragment["type"], where=where)
-    normalized = fragment if _is_normalized(fragment) else to_normalized(fragment)
-    return expand_entity(normalized, context), context
+    return _expand(fragment, context), context
 
 
 def _attribute_outcome_response(
@@ -340,23 +389,97 @@ async def retrieve_entity(request: Request) -> Response:
     media = negotiate(request, geo=True)
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
+    rendering = await cached_entity_response(request.scope, entity_id)
+    if rendering is not None:
+        return _Prerendered(rendering)
     params = request.query_params
 
     def work() -> Any:
         context = _get_context(request, broker.contexts)
         view = _view(params, context)
         doc = broker.entities.retrieve(tenant, entity_id)
-        if view.attrs is not None and not any(a in doc for a in view.attrs):
-            raise ResourceNotFound(
-                f"entity {entity_id!r} has none of the attributes {params.get('attrs')}"
-            )
-        if media == GEO_JSON:
-            geometry = context.expand_term(params.get("geometryProperty") or "location")
-            return view.feature(doc, geometry), context
-        return view.render(doc), context
+        return _retrieved(doc, entity_id, view, params, context, media), context
 
     payload, context = await broker.run(work)
     return _respond(payload, media=media, context=context, tenant=tenant)
+
+
+def _retrieved(
+    doc: dict[str, Any],
+    entity_id: str,
+    view: EntityView,
+    params: Mapping[str, str],
+    context: Context,
+    media: str,
+) -> dict[str, Any]:
+    """The body of Retrieve Entity for the stored `doc`, as `view` presents it."""
+    if view.attrs is not None and not any(a in doc for a in view.attrs):
+        raise ResourceNotFound(
+            f"entity {entity_id!r} has none of the attributes {params.get('attrs')}"
+        )
+    if media == GEO_JSON:
+        geometry = context.expand_term(params.get("geometryProperty") or "location")
+        return view.feature(doc, geometry)
+    return view.render(doc)
+
+
+_FAST_HEADERS = frozenset({b"accept", b"link", b"ngsild-tenant", b"fiware-service"})
+
+
+async def cached_entity_response(scope: Scope, entity_id: str) -> Rendering | None:
+    """Retrieve Entity answered on the event loop when the entity is in the entity cache: the
+    response rendered earlier for the same @context, media type, tenant and query when there is
+    one, else rendered now (and kept). None when the request must go through the endpoint: the
+    entity is not cached, or the request is refused (the endpoint then says why)."""
+    state = scope.get("state")
+    broker: Broker | None = state.get("broker") if state else None
+    if broker is None:
+        return None
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _FAST_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    accept = found.get(b"accept")
+    media = JSON if not accept else negotiate_header(accept, geo=True)
+    if media is None:
+        return None
+    link = found.get(b"link")
+    tenant_name = found.get(b"ngsild-tenant")
+    if tenant_name is None:
+        tenant_name = found.get(b"fiware-service")
+    try:
+        tenant = validate_tenant(tenant_name)
+    except BadRequestData:
+        return None
+    cached = broker.store.cached(tenant, entity_id)
+    if cached is None:
+        return None
+    query = scope.get("query_string", b"")
+    try:
+        context = await broker.contexts.aresolve(_link_url(link))
+        key = (media, link, query)
+        rendering = cached.rendering(key, context)
+        if rendering is not None:
+            return rendering
+        params = QueryParams(query)
+        view = _view(params, context)
+        payload = _retrieved(cached.document(), entity_id, view, params, context, media)
+    except NgsiApiError:
+        return None
+    response = _respond(payload, media=media, context=context, tenant=tenant)
+    rendering = (bytes(response.body), response.raw_headers, context)
+    broker.store.cache.remember(cached, key, rendering)
+    return rendering
+
+
+class _Prerendered(Response):
+    """A response rendered and cached earlier (`ngsi.broker._cache`), sent as it is."""
+
+    def __init__(self, rendering: Rendering) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = rendering[0]
+        self.raw_headers = list(rendering[1])
 
 
 def _view(params: Mapping[str, str], context: Context) -> EntityView:

@@ -13,6 +13,7 @@ representation.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,6 +141,8 @@ _DELETE = "@delete"
 
 
 def _is_null(instance: Mapping[str, Any]) -> bool:
+    if NGSI_LD_NULL not in instance.values() and "languageMap" not in instance:
+        return False
     for member in ("value", "object", "vocab", "json", "valueList", "objectList"):
         if instance.get(member) == NGSI_LD_NULL:
             return True
@@ -168,19 +171,26 @@ def _prepare(name: str, instance: Any, stamp: str, *, where: str) -> dict[str, A
             f"{where}: attribute {name!r} has type {kind!r}; expected one of "
             + ", ".join(sorted(ATTRIBUTE_TYPES))
         )
-    out: dict[str, Any] = {}
-    for member, value in instance.items():
-        if member in _ATTRIBUTE_MEMBERS:
-            if member not in SYSTEM_MEMBERS:
+    out: dict[str, Any]
+    if instance.keys() <= _ATTRIBUTE_MEMBERS:
+        out = dict(instance)
+        if "createdAt" in out or "modifiedAt" in out or "deletedAt" in out:
+            for member in SYSTEM_MEMBERS:
+                out.pop(member, None)
+    else:
+        out = {}
+        for member, value in instance.items():
+            if member in _ATTRIBUTE_MEMBERS:
+                if member not in SYSTEM_MEMBERS:
+                    out[member] = value
+            elif member[:1] == "@":
                 out[member] = value
-        elif member[:1] == "@":
-            out[member] = value
-        else:
-            inner = f"{where}, attribute {name!r}"
-            if value.__class__ is list:
-                out[member] = [_prepare(member, item, stamp, where=inner) for item in value]
             else:
-                out[member] = _prepare(member, value, stamp, where=inner)
+                inner = f"{where}, attribute {name!r}"
+                if value.__class__ is list:
+                    out[member] = [_prepare(member, item, stamp, where=inner) for item in value]
+                else:
+                    out[member] = _prepare(member, value, stamp, where=inner)
     main = out.get(required)
     if main is None:
         raise BadRequestData(f"{where}: {kind} {name!r} needs a non-null {required!r}")
@@ -210,7 +220,28 @@ def _prepare(name: str, instance: Any, stamp: str, *, where: str) -> dict[str, A
     return out
 
 
+def _is_plain_point(value: Any) -> bool:
+    """Whether `value` is exactly `{"type": "Point", "coordinates": [lon, lat(, alt)]}` with
+    finite numbers in range: the common geometry, valid without the full GeoJSON check."""
+    if value.__class__ is not dict or len(value) != 2 or value.get("type") != "Point":
+        return False
+    position = value.get("coordinates")
+    if position.__class__ is not list or not 2 <= len(position) <= 3:
+        return False
+    for number in position:
+        if number.__class__ is not float and number.__class__ is not int:
+            return False
+    longitude, latitude = position[0], position[1]
+    return (
+        -180 <= longitude <= 180
+        and -90 <= latitude <= 90
+        and (len(position) == 2 or math.isfinite(position[2]))
+    )
+
+
 def _check_geometry(name: str, value: Any, *, where: str) -> None:
+    if _is_plain_point(value):
+        return
     from ngsi._geometry import parse_geometry
 
     try:
@@ -332,7 +363,7 @@ def _write_instances(
     """Put stamped `items` into attribute `name`, replacing the instances with the same
     datasetId (keeping their createdAt); False if skipped because of `overwrite=False`."""
     current = doc.get(name)
-    deleting = any(_DELETE in item for item in items)
+    deleting = _DELETE in items[0] if len(items) == 1 else any(_DELETE in i for i in items)
     if current is None and not deleting:
         doc[name] = items[0] if len(items) == 1 else items
         return True

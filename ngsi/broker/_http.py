@@ -38,6 +38,7 @@ __all__ = [
     "UnsupportedMediaType",
     "http_exception_response",
     "negotiate",
+    "negotiate_header",
     "problem_response",
     "read_json",
     "request_content_type",
@@ -162,19 +163,25 @@ def negotiate(request: Request, *, geo: bool = False) -> MediaType:
     header = request.headers.get("accept")
     if not header:
         return JSON
-    key = (header, geo)
-    if key in _NEGOTIATED:
-        found = _NEGOTIATED[key]
-    else:
-        found = _negotiate(header, geo=geo)
-        if len(_NEGOTIATED) < 1024:
-            _NEGOTIATED[key] = found
+    found = negotiate_header(header, geo=geo)
     if found is None:
         offered = "application/json or application/ld+json" + (
             " or application/geo+json" if geo else ""
         )
         raise NotAcceptable(f"cannot answer with any of Accept: {header}; offered: {offered}")
     return found
+
+
+def negotiate_header(header: str, *, geo: bool) -> MediaType | None:
+    """The media type `negotiate` picks for an `Accept` value; None when none is acceptable."""
+    key = (header, geo)
+    try:
+        return _NEGOTIATED[key]
+    except KeyError:
+        found = _negotiate(header, geo=geo)
+        if len(_NEGOTIATED) < 1024:
+            _NEGOTIATED[key] = found
+        return found
 
 
 def _negotiate(header: str, *, geo: bool) -> MediaType | None:

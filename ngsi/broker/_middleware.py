@@ -1,4 +1,5 @@
-"""Pure ASGI middleware of the broker: path decoding, body size limit, API key.
+"""Pure ASGI middleware of the broker: path decoding, body size limit, API key, and answers
+from the entity cache.
 
 Each renders its refusals as ProblemDetails through `problem_response`, like the endpoints.
 """
@@ -12,7 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ngsi.broker._http import PayloadTooLarge, Unauthorized, problem_response
 
-__all__ = ["ApiKeyMiddleware", "BodyLimitMiddleware", "EncodedSlashMiddleware"]
+__all__ = [
+    "ApiKeyMiddleware",
+    "BodyLimitMiddleware",
+    "EncodedSlashMiddleware",
+    "EntityCacheMiddleware",
+]
 
 
 class EncodedSlashMiddleware:
@@ -121,4 +127,42 @@ class ApiKeyMiddleware:
             response = problem_response(error, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
+        await self.app(scope, receive, send)
+
+
+_ENTITY_PREFIX = "/ngsi-ld/v1/entities/"
+
+
+class EntityCacheMiddleware:
+    """Answers `GET /ngsi-ld/v1/entities/{id}` of a cached entity before routing.
+
+    Retrieve Entity answers from the entity cache (`ngsi.broker._cache`) on the event loop when
+    it can (`cached_entity_response`); this does the same ahead of the routing and request
+    objects, which cost more than the answer. Anything else (another path or method, a
+    percent-encoded path, an entity not cached, a request to refuse) goes to the app unchanged,
+    so every answer is the one the endpoint gives.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path.startswith(_ENTITY_PREFIX) and b"%" not in scope.get("raw_path", b"%"):
+                entity_id = path[len(_ENTITY_PREFIX) :]
+                if entity_id and "/" not in entity_id:
+                    from ngsi.broker._endpoints import cached_entity_response
+
+                    rendering = await cached_entity_response(scope, entity_id)
+                    if rendering is not None:
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": 200,
+                                "headers": list(rendering[1]),
+                            }
+                        )
+                        await send({"type": "http.response.body", "body": rendering[0]})
+                        return
         await self.app(scope, receive, send)

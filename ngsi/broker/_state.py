@@ -6,11 +6,14 @@ read it with `broker_of(request)`. Extensions (subscriptions, temporal) get the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import anyio.to_thread
 from anyio import CapacityLimiter
 from starlette.requests import Request
 
@@ -19,7 +22,7 @@ from ngsi.broker._service import EntityService
 from ngsi.broker._settings import BrokerSettings
 from ngsi.broker._store import Store
 
-__all__ = ["Broker", "broker_of", "in_worker"]
+__all__ = ["Broker", "WorkerPool", "broker_of", "in_worker"]
 
 T = TypeVar("T")
 
@@ -27,10 +30,91 @@ WORKER_THREADS = 2
 """Worker threads for blocking work (SQLite, context fetches). Each tenant's store is used by
 one thread at a time anyway; more threads would only fight over the GIL."""
 
+_IDLE_EXIT = 20.0
+"""Seconds a worker thread waits for work before it ends (a new one starts when needed)."""
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class WorkerPool:
+    """At most `size` threads that run blocking calls for coroutines.
+
+    `await pool.run(func, *args)` runs `func(*args)` in one of the threads and returns its
+    result (or raises its exception) in the caller's event loop. A call runs to its end even
+    when the awaiting task is cancelled (the result is then dropped). Threads start on demand
+    and end after `idle_exit` seconds without work, so a stopped broker leaves none behind.
+
+    This is a thin queue plus `call_soon_threadsafe`: a request pays one queue put and one
+    wake-up of the loop, which matters for requests that take well under a millisecond.
+    """
+
+    def __init__(self, size: int = WORKER_THREADS, *, idle_exit: float = _IDLE_EXIT) -> None:
+        if size < 1:
+            raise ValueError(f"a worker pool needs at least one thread, got {size}")
+        self.size = size
+        self.idle_exit = idle_exit
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._pending = 0
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, func, args))
+        with self._lock:
+            self._pending += 1
+            start = self._pending > self._idle and self._threads < self.size
+            if start:
+                self._threads += 1
+        if start:
+            threading.Thread(target=self._work, name="ngsi-broker-worker", daemon=True).start()
+        return await future
+
+    def _work(self) -> None:
+        jobs, lock = self._jobs, self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            try:
+                loop, future, func, args = jobs.get(timeout=self.idle_exit)
+            except queue.Empty:
+                with lock:
+                    self._idle -= 1
+                    if self._pending == 0:
+                        self._threads -= 1
+                        return
+                continue
+            with lock:
+                self._idle -= 1
+                self._pending -= 1
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = func(*args)
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_deliver, future, result, error)
+            del loop, future, func, args, result, error
+
 
 @dataclass(kw_only=True)
 class Broker:
-    """The running broker's shared parts; `extras` is free for extensions (by their name)."""
+    """The running broker's shared parts; `extras` is free for extensions (by their name).
+
+    `limiter`, when given, sets how many worker threads `run` uses (its total tokens).
+    """
 
     settings: BrokerSettings
     store: Store
@@ -38,12 +122,15 @@ class Broker:
     contexts: ContextStore
     extras: dict[str, Any] = field(default_factory=dict)
     limiter: CapacityLimiter | None = None
+    _pool: WorkerPool | None = field(default=None, init=False, repr=False)
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)` in one of the broker's worker threads (for blocking calls)."""
-        if self.limiter is None:
-            self.limiter = CapacityLimiter(WORKER_THREADS)
-        return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+        pool = self._pool
+        if pool is None:
+            size = int(self.limiter.total_tokens) if self.limiter is not None else WORKER_THREADS
+            pool = self._pool = WorkerPool(max(1, size))
+        return await pool.run(func, *args)
 
 
 def broker_of(request: Request) -> Broker:

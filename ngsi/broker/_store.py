@@ -2,9 +2,14 @@
 
 Layout: `<data_dir>/default.sqlite` for the default tenant and `<data_dir>/tenant-<name>.sqlite`
 for each named one, in WAL mode with `synchronous=NORMAL`. An entity is one row: its id, its
-insertion sequence (the order queries answer in), its expanded attribute names, and the orjson of
-its expanded, normalized form with system attributes (`doc`); its expanded types are indexed in a
-second table.
+insertion sequence (the order queries answer in) and the orjson of its expanded, normalized form
+with system attributes (`doc`); its expanded types are indexed in a second table. (The `attrs`
+column is left empty: attribute names are read from `doc` by SQLite's JSON functions when
+asked for, which keeps a typical row small enough to share a page with another.)
+
+The last committed state of recently used entities is also kept in memory, as the stored bytes
+(`ngsi.broker._cache`): reads by id answer from there, and `Store.cached` lets the event loop
+answer without a worker thread.
 
 Contract:
 - Every request works inside one transaction: `Store.read(tenant)` or `Store.write(tenant)`
@@ -13,6 +18,7 @@ Contract:
   process is killed mid-batch: SQLite's journal takes care of that).
 - After a write commits, every `EntityChange` it recorded goes to each registered listener, on the
   committing thread, still under the tenant lock, so listeners see commits in order per tenant.
+  A listener that also has `entities_changed(changes)` gets the changes of one write in one call.
 - All methods block on SQLite: call them from sync endpoints or `run_in_threadpool`.
 - `read()` of a tenant nothing was written to raises `NonexistentTenant`; `write()` creates it.
 """
@@ -33,9 +39,16 @@ from typing import Any
 import orjson
 
 from ngsi._errors import BadRequestData, NonexistentTenant
+from ngsi.broker._cache import DEFAULT_CACHE_BYTES, CachedEntity, EntityCache
 from ngsi.broker._events import ChangeKind, ChangeListener, EntityChange
 
-__all__ = ["EntityRow", "ReadTransaction", "Store", "WriteTransaction", "validate_tenant"]
+__all__ = [
+    "EntityRow",
+    "ReadTransaction",
+    "Store",
+    "WriteTransaction",
+    "validate_tenant",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +56,7 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,49}$")
 _DEFAULT_FILE = "default.sqlite"
 _TENANT_PREFIX = "tenant-"
 _SQL_CHUNK = 500
+_NOT_PENDING: Any = object()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -95,10 +109,15 @@ def _types_of(doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 _ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
+_ATTRIBUTE_KEY = (
+    "j.key NOT IN ('id', 'type', 'scope', 'createdAt', 'modifiedAt', 'deletedAt')"
+    " AND substr(j.key, 1, 1) != '@'"
+)
+"""SQL: the key `j.key` of a stored document (from json_each) is an attribute name."""
 
 
-def _attr_names(doc: Mapping[str, Any]) -> str:
-    return "\n".join(k for k in doc if k not in _ENTITY_MEMBERS and not k.startswith("@"))
+def _attr_names(doc: Mapping[str, Any]) -> list[str]:
+    return [k for k in doc if k not in _ENTITY_MEMBERS and not k.startswith("@")]
 
 
 class _Tenant:
@@ -132,33 +151,62 @@ class ReadTransaction:
     owns (decoded per call, so mutating them never changes what is stored).
     """
 
-    def __init__(self, tenant: _Tenant) -> None:
+    def __init__(self, tenant: _Tenant, cache: EntityCache) -> None:
         self._tenant = tenant
         self._conn = tenant.conn
+        self._cache = cache
 
     @property
     def tenant(self) -> str | None:
         return self._tenant.name
 
-    def get(self, entity_id: str) -> dict[str, Any] | None:
-        """The stored document of `entity_id`, or None."""
+    def _raw(self, entity_id: str) -> bytes | None:
+        """The stored bytes of `entity_id` as committed (from the cache, else SQLite)."""
+        entry = self._cache.get(self._tenant.name, entity_id)
+        if entry is not None:
+            return entry.raw
         row = self._conn.execute("SELECT doc FROM entities WHERE id = ?", (entity_id,)).fetchone()
         if row is None:
             return None
-        doc: dict[str, Any] = orjson.loads(row[0])
+        raw: bytes = row[0]
+        self._cache.put(self._tenant.name, entity_id, raw)
+        return raw
+
+    def get(self, entity_id: str) -> dict[str, Any] | None:
+        """The stored document of `entity_id`, or None."""
+        raw = self._raw(entity_id)
+        if raw is None:
+            return None
+        doc: dict[str, Any] = orjson.loads(raw)
         return doc
 
     def get_many(self, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The stored documents of those ids that exist, by id."""
         found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(entity_ids))
-        for start in range(0, len(unique), _SQL_CHUNK):
-            chunk = unique[start : start + _SQL_CHUNK]
+        missing: list[str] = []
+        cache, tenant = self._cache, self._tenant.name
+        for entity_id in dict.fromkeys(entity_ids):
+            raw = self._pending_raw(entity_id)
+            if raw is _NOT_PENDING:
+                entry = cache.get(tenant, entity_id)
+                if entry is None:
+                    missing.append(entity_id)
+                    continue
+                raw = entry.raw
+            if raw is not None:
+                found[entity_id] = orjson.loads(raw)
+        for start in range(0, len(missing), _SQL_CHUNK):
+            chunk = missing[start : start + _SQL_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(f"SELECT id, doc FROM entities WHERE id IN ({marks})", chunk)
             for entity_id, doc in rows:
                 found[entity_id] = orjson.loads(doc)
+                cache.put(tenant, entity_id, doc)
         return found
+
+    def _pending_raw(self, entity_id: str) -> Any:
+        """Bytes written to `entity_id` by this transaction (None: deleted), else a marker."""
+        return _NOT_PENDING
 
     def existing_ids(self, entity_ids: Sequence[str]) -> set[str]:
         """Those of `entity_ids` that are stored."""
@@ -191,6 +239,11 @@ class ReadTransaction:
         `types` and its id in `ids`); `id_regex` is a Python regular expression matched with
         `re.match`-anchored full-match semantics by the caller's pattern.
         """
+        if types is not None and ids is None and id_regex is None and limit is not None:
+            # Only types: page through the (type, seq) index, then read just that page.
+            seqs = self._type_page(types, after_seq=after_seq, limit=limit, offset=offset)
+            yield from self.rows(seqs)
+            return
         sql, params = self._where(types=types, ids=ids, id_regex=id_regex, after_seq=after_seq)
         sql = "SELECT seq, doc FROM entities" + sql + " ORDER BY seq"
         if limit is not None:
@@ -202,6 +255,35 @@ class ReadTransaction:
         for seq, doc in self._conn.execute(sql, params):
             yield EntityRow(seq, orjson.loads(doc))
 
+    def _type_page(
+        self, types: Sequence[str], *, after_seq: int, limit: int, offset: int
+    ) -> list[int]:
+        marks = ",".join("?" * len(types)) or "NULL"
+        distinct = "DISTINCT " if len(types) > 1 else ""
+        sql = f"SELECT {distinct}seq FROM entity_types WHERE type IN ({marks})"
+        params: list[Any] = list(types)
+        if after_seq:
+            sql += " AND seq > ?"
+            params.append(after_seq)
+        sql += " ORDER BY seq LIMIT ? OFFSET ?"
+        params.extend((limit, offset))
+        return [row[0] for row in self._conn.execute(sql, params)]
+
+    def rows(self, seqs: Sequence[int]) -> list[EntityRow]:
+        """The stored entities with those insertion sequences (those that exist), in order."""
+        found: list[EntityRow] = []
+        for start in range(0, len(seqs), _SQL_CHUNK):
+            chunk = list(seqs[start : start + _SQL_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            found.extend(
+                EntityRow(seq, orjson.loads(doc))
+                for seq, doc in self._conn.execute(
+                    f"SELECT seq, doc FROM entities WHERE seq IN ({marks}) ORDER BY seq", chunk
+                )
+            )
+        found.sort(key=lambda row: row.seq)
+        return found
+
     def count(
         self,
         *,
@@ -210,6 +292,12 @@ class ReadTransaction:
         id_regex: str | None = None,
     ) -> int:
         """How many entities `scan` with the same filters would yield."""
+        if types is not None and ids is None and id_regex is None:
+            marks = ",".join("?" * len(types)) or "NULL"
+            row = self._conn.execute(
+                f"SELECT count(DISTINCT seq) FROM entity_types WHERE type IN ({marks})", list(types)
+            ).fetchone()
+            return int(row[0])
         sql, params = self._where(types=types, ids=ids, id_regex=id_regex, after_seq=0)
         row = self._conn.execute("SELECT count(*) FROM entities" + sql, params).fetchone()
         return int(row[0])
@@ -252,26 +340,33 @@ class ReadTransaction:
 
     def attribute_names_by_type(self, types: Sequence[str] | None = None) -> dict[str, set[str]]:
         """The expanded attribute names in use, per expanded type (all types when None)."""
-        sql = "SELECT t.type, e.attrs FROM entity_types t JOIN entities e ON e.seq = t.seq"
+        sql = (
+            "SELECT DISTINCT t.type, j.key FROM entity_types t JOIN entities e ON e.seq = t.seq,"
+            " json_each(CAST(e.doc AS TEXT)) j WHERE " + _ATTRIBUTE_KEY
+        )
         params: list[Any] = []
         if types is not None:
-            sql += " WHERE t.type IN (" + (",".join("?" * len(types)) or "NULL") + ")"
+            sql += " AND t.type IN (" + (",".join("?" * len(types)) or "NULL") + ")"
             params.extend(types)
         result: dict[str, set[str]] = {}
-        for type_name, attrs in self._conn.execute(sql, params):
-            names = result.setdefault(type_name, set())
-            if attrs:
-                names.update(attrs.split("\n"))
+        if types is None:
+            result.update((type_name, set()) for type_name in self.type_counts())
+        else:
+            present = self.type_counts()
+            result.update((type_name, set()) for type_name in types if type_name in present)
+        for type_name, name in self._conn.execute(sql, params):
+            result.setdefault(type_name, set()).add(name)
         return result
 
     def attribute_counts(self) -> dict[str, int]:
         """Each expanded attribute name with the number of entities that have it."""
-        counts: dict[str, int] = {}
-        for (attrs,) in self._conn.execute("SELECT attrs FROM entities"):
-            if attrs:
-                for name in attrs.split("\n"):
-                    counts[name] = counts.get(name, 0) + 1
-        return counts
+        return dict(
+            self._conn.execute(
+                "SELECT j.key, count(*) FROM entities e, json_each(CAST(e.doc AS TEXT)) j WHERE "
+                + _ATTRIBUTE_KEY
+                + " GROUP BY j.key"
+            )
+        )
 
     def kv_get(self, space: str, key: str) -> bytes | None:
         row = self._conn.execute(
@@ -294,10 +389,21 @@ class WriteTransaction(ReadTransaction):
     Each write records the `EntityChange` that the store hands to listeners after commit.
     """
 
-    def __init__(self, tenant: _Tenant, now: datetime) -> None:
-        super().__init__(tenant)
+    def __init__(self, tenant: _Tenant, cache: EntityCache, now: datetime) -> None:
+        super().__init__(tenant, cache)
         self.now = now
         self.changes: list[EntityChange] = []
+        self.written: dict[str, bytes | None] = {}
+        """Entity id → the bytes this transaction stored (None: deleted), for the cache."""
+
+    def _pending_raw(self, entity_id: str) -> Any:
+        return self.written.get(entity_id, _NOT_PENDING)
+
+    def _raw(self, entity_id: str) -> bytes | None:
+        raw = self.written.get(entity_id, _NOT_PENDING)
+        if raw is not _NOT_PENDING:
+            return raw  # type: ignore[no-any-return]
+        return super()._raw(entity_id)
 
     def _record(
         self,
@@ -327,7 +433,10 @@ class WriteTransaction(ReadTransaction):
         if not docs:
             return
         conn = self._conn
-        rows = [(doc["id"], _attr_names(doc), orjson.dumps(doc)) for doc in docs]
+        rows = [(doc["id"], "", orjson.dumps(doc)) for doc in docs]
+        written = self.written
+        for entity_id, _, raw in rows:
+            written[entity_id] = raw
         if len(rows) == 1:
             cursor = conn.execute("INSERT INTO entities (id, attrs, doc) VALUES (?, ?, ?)", rows[0])
             first_seq = cursor.lastrowid
@@ -346,7 +455,7 @@ class WriteTransaction(ReadTransaction):
             [(t, seq) for doc, seq in zip(docs, seqs, strict=True) for t in set(_types_of(doc))],
         )
         for doc in docs:
-            self._record("created", doc["id"], None, doc, _attr_names(doc).split("\n"))
+            self._record("created", doc["id"], None, doc, _attr_names(doc))
 
     def _sequence_high(self) -> int:
         row = self._conn.execute(
@@ -367,10 +476,11 @@ class WriteTransaction(ReadTransaction):
         if not updates:
             return
         conn = self._conn
-        conn.executemany(
-            "UPDATE entities SET attrs = ?, doc = ? WHERE id = ?",
-            [(_attr_names(after), orjson.dumps(after), after["id"]) for _, after, _ in updates],
-        )
+        rows = [("", orjson.dumps(after), after["id"]) for _, after, _ in updates]
+        written = self.written
+        for _, raw, entity_id in rows:
+            written[entity_id] = raw
+        conn.executemany("UPDATE entities SET attrs = ?, doc = ? WHERE id = ?", rows)
         retyped = [
             (before, after)
             for before, after, _ in updates
@@ -401,7 +511,8 @@ class WriteTransaction(ReadTransaction):
                 continue
             conn.execute("DELETE FROM entity_types WHERE seq = ?", (row[0],))
             conn.execute("DELETE FROM entities WHERE seq = ?", (row[0],))
-            self._record("deleted", doc["id"], doc, None, _attr_names(doc).split("\n"))
+            self.written[doc["id"]] = None
+            self._record("deleted", doc["id"], doc, None, _attr_names(doc))
 
     def kv_put(self, space: str, key: str, value: bytes) -> None:
         self._conn.execute(
@@ -440,8 +551,9 @@ class Store:
     them. Safe to use from many threads.
     """
 
-    def __init__(self, data_dir: Path | str) -> None:
+    def __init__(self, data_dir: Path | str, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.data_dir = Path(data_dir)
+        self.cache = EntityCache(max_bytes=cache_bytes)
         self._tenants: dict[str | None, _Tenant] = {}
         self._lock = threading.Lock()
         self._listeners: list[ChangeListener] = []
@@ -465,6 +577,7 @@ class Store:
             for tenant in self._tenants.values():
                 tenant.close()
             self._tenants.clear()
+            self.cache.clear()
             self._opened = False
 
     def add_listener(self, listener: ChangeListener) -> None:
@@ -481,6 +594,11 @@ class Store:
 
     def tenant_exists(self, tenant: str | None) -> bool:
         return tenant in self._tenants
+
+    def cached(self, tenant: str | None, entity_id: str) -> CachedEntity | None:
+        """The cached last committed state of an entity, or None (then ask `read`). Never
+        touches SQLite nor waits for a lock held by a write: safe on the event loop."""
+        return self.cache.get(tenant, entity_id)
 
     def _path(self, tenant: str | None) -> Path:
         if tenant is None:
@@ -512,7 +630,7 @@ class Store:
         found = self._tenant(tenant, create=False)
         with found.lock:
             # The tenant lock keeps writers out, so plain autocommit reads are consistent.
-            yield ReadTransaction(found)
+            yield ReadTransaction(found, self.cache)
 
     @contextmanager
     def write(self, tenant: str | None, *, create: bool = True) -> Iterator[WriteTransaction]:
@@ -522,19 +640,28 @@ class Store:
         with found.lock:
             conn = found.conn
             conn.execute("BEGIN IMMEDIATE")
-            txn = WriteTransaction(found, _now())
+            txn = WriteTransaction(found, self.cache, _now())
             try:
                 yield txn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if txn.written:
+                self.cache.update(tenant, txn.written.items())
             self._emit(txn.changes)
 
     def _emit(self, changes: Sequence[EntityChange]) -> None:
         if not changes or not self._listeners:
             return
         for listener in list(self._listeners):
+            bulk = getattr(listener, "entities_changed", None)
+            if bulk is not None and len(changes) > 1:
+                try:
+                    bulk(changes)
+                except Exception:
+                    log.exception("change listener %r failed", listener)
+                continue
             for change in changes:
                 try:
                     listener.entity_changed(change)

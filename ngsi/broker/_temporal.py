@@ -31,10 +31,9 @@ before it to be written, so a GET right after a PATCH shows it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import itertools
 import logging
-import queue
 import re
 import sqlite3
 import threading
@@ -99,18 +98,22 @@ CREATE TABLE IF NOT EXISTS entity_type (
     entity_id TEXT NOT NULL,
     PRIMARY KEY (type, entity_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS instance (
+CREATE TABLE IF NOT EXISTS change (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    entity_id TEXT NOT NULL,
-    attr TEXT NOT NULL,
-    dataset_id TEXT NOT NULL,
-    observed_at TEXT,
+    entity INTEGER NOT NULL,
     recorded_at TEXT NOT NULL,
+    oldest TEXT NOT NULL,
     doc BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS instance_by_entity ON instance (entity_id, attr, seq);
-CREATE INDEX IF NOT EXISTS instance_by_time ON instance (recorded_at);
+CREATE INDEX IF NOT EXISTS change_by_entity ON change (entity, seq);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 """
+"""One row per recorded change of an entity: `entity` is the entity's `first_seq`, `doc` the
+attribute instances the change wrote (`{name: instance or [instances]}`, expanded, as stored),
+`oldest` the earliest time among them (observedAt, else `recorded_at`) for the retention."""
 _VALUE_MEMBER: Final = {
     "Property": ("value", "values"),
     "GeoProperty": ("value", "values"),
@@ -121,7 +124,8 @@ _VALUE_MEMBER: Final = {
     "ListProperty": ("valueList", "valueLists"),
     "ListRelationship": ("objectList", "objectLists"),
 }
-_STOP: Final = object()
+_BATCH: Final = 2000
+"""Changes written to the history in one transaction, at most."""
 
 
 def _instant(value: str | datetime) -> str:
@@ -189,21 +193,115 @@ class _TenantHistory:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
+        self.file_id = _file_id(self.conn)
+        _migrate_instances(self.conn)
         row = self.conn.execute("SELECT coalesce(max(first_seq), 0) FROM entity").fetchone()
         self.next_first = int(row[0]) + 1
-        self.types: dict[str, tuple[str, ...]] = {}
-        """Entity id → types as indexed (a cache: absent means "look in the table")."""
+        self.entities: dict[str, tuple[int, tuple[str, ...]]] = {}
+        """Entity id → (its key, its types as indexed); a cache: absent means "look in the
+        table"."""
 
     def close(self) -> None:
         with self.lock:
             self.conn.close()
 
+    def instance_id(self, seq: int, position: int) -> str:
+        """The instanceId of the instance at `position` in change `seq` (stable, unique)."""
+        return f"urn:ngsi-ld:attribute:instance:{self.file_id}-{seq:x}-{position:x}"
+
+
+def _file_id(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'file_id'").fetchone()
+    if row is not None:
+        return str(row[0])
+    value = uuid.uuid4().hex
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('file_id', ?)", (value,))
+    return str(conn.execute("SELECT value FROM meta WHERE key = 'file_id'").fetchone()[0])
+
+
+def _migrate_instances(conn: sqlite3.Connection) -> None:
+    """Move the rows of the earlier layout (one row per attribute instance, in `instance`) into
+    `change`, keeping their order and their instanceIds."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instance'"
+    ).fetchone()
+    if found is None:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        keys = dict(conn.execute("SELECT entity_id, first_seq FROM entity"))
+        rows = []
+        for entity_id, attr, observed, recorded, doc in conn.execute(
+            "SELECT entity_id, attr, observed_at, recorded_at, doc FROM instance ORDER BY seq"
+        ):
+            key = keys.get(entity_id)
+            if key is not None:
+                rows.append(
+                    (key, recorded, observed or recorded, orjson.dumps({attr: orjson.loads(doc)}))
+                )
+        conn.executemany(
+            "INSERT INTO change (entity, recorded_at, oldest, doc) VALUES (?, ?, ?, ?)", rows
+        )
+        conn.execute("DROP TABLE instance")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@dataclass(slots=True)
+class _Instance:
+    """One recorded attribute instance, as read back from the history."""
+
+    attr: str
+    dataset_id: str
+    observed_at: str | None
+    recorded_at: str
+    seq: int
+    position: int
+    doc: dict[str, Any]
+
+    def time(self, column: TimeProperty) -> str | None:
+        return self.observed_at if column == "observedAt" else self.recorded_at
+
+
+def _read_instances(history: _TenantHistory, key: int) -> list[_Instance]:
+    """Every recorded instance of the entity with `key`, in recording order, each with its
+    instanceId."""
+    found: list[_Instance] = []
+    for seq, recorded, raw in history.conn.execute(
+        "SELECT seq, recorded_at, doc FROM change WHERE entity = ? ORDER BY seq", (key,)
+    ):
+        doc = orjson.loads(raw)
+        position = 0
+        for attr, value in doc.items():
+            for instance in value if isinstance(value, list) else [value]:
+                if not isinstance(instance, dict):
+                    continue
+                if "instanceId" not in instance:
+                    instance["instanceId"] = history.instance_id(seq, position)
+                found.append(
+                    _Instance(
+                        attr,
+                        instance.get("datasetId") or "",
+                        _cached_instant(instance.get("observedAt")),
+                        recorded,
+                        seq,
+                        position,
+                        instance,
+                    )
+                )
+                position += 1
+    return found
+
 
 class History:
     """Records committed changes and answers temporal queries (see the module documentation).
 
-    Thread-safety: `entity_changed` may be called from any thread and never blocks; queries run
-    in worker threads; `start()`/`stop()` once each. `retention` (a default) and
+    Thread-safety: `entity_changed` (and `entities_changed`, the same for several changes at
+    once) may be called from any thread and never blocks; queries run in worker threads;
+    `start()`/`stop()` once each. At most `queue_limit` changes wait to be written; further
+    ones are dropped and counted in `dropped`. `retention` (a default) and
     `retention_by_type` (expanded type → period) bound how long instances are kept; changes are
     written in batches gathered over `coalesce` seconds.
     """
@@ -225,15 +323,18 @@ class History:
         self.keep_deleted = keep_deleted
         self.purge_interval = purge_interval
         self.coalesce = coalesce
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_limit)
+        self.queue_limit = queue_limit
+        self._pending: collections.deque[EntityChange] = collections.deque()
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._stopping = False
         self._tenants: dict[str | None, _TenantHistory] = {}
         self._tenants_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._enqueued = 0
         self._written = 0
-        self._progress = threading.Condition()
-        self._id_prefix = uuid.uuid4().hex
-        self._id_counter = itertools.count(1)
+        self._recorded: tuple[datetime, str] | None = None
         self.dropped = 0
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -246,7 +347,9 @@ class History:
     def stop(self) -> None:
         if self._thread is None:
             return
-        self._queue.put(_STOP)
+        with self._lock:
+            self._stopping = True
+            self._has_work.notify()
         self._thread.join(timeout=30)
         self._thread = None
         with self._tenants_lock:
@@ -272,16 +375,28 @@ class History:
 
     def entity_changed(self, change: EntityChange) -> None:
         """Queue a committed change for the history; never blocks, never raises."""
+        self.entities_changed((change,))
+
+    def entities_changed(self, changes: Sequence[EntityChange]) -> None:
+        """Queue committed changes for the history, in order; never blocks, never raises."""
         try:
-            self._queue.put_nowait(change)
-            with self._progress:
-                self._enqueued += 1
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
-                log.warning("history queue full: %d entity changes not recorded", self.dropped)
+            with self._lock:
+                room = self.queue_limit - len(self._pending)
+                taken = changes if len(changes) <= room else changes[: max(room, 0)]
+                self._pending.extend(taken)
+                self._enqueued += len(taken)
+                if taken:
+                    self._has_work.notify()
+            if len(taken) < len(changes):
+                before = self.dropped
+                self.dropped += len(changes) - len(taken)
+                if (
+                    any(before < mark <= self.dropped for mark in (1, 10, 100))
+                    or before // 1000 != self.dropped // 1000
+                ):
+                    log.warning("history queue full: %d entity changes not recorded", self.dropped)
         except Exception:
-            log.exception("queuing an entity change for the history failed")
+            log.exception("queuing entity changes for the history failed")
 
     def caught_up(self, *, timeout: float = 1.0) -> None:
         """Wait (at most `timeout` s) until everything queued before this call is written."""
@@ -291,30 +406,19 @@ class History:
 
     def _run(self) -> None:
         last_purge = time.monotonic()
-        stop = False
-        while not stop:
-            try:
-                first = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                first = None
-            batch: list[EntityChange] = []
-            if first is _STOP:
-                stop = True
-            elif first is not None:
-                batch.append(first)
-                if self.coalesce and self._queue.qsize() < 1000:
-                    # Let a burst of changes gather: fewer, larger transactions, and fewer
-                    # turns of this thread taking the interpreter from the request handlers.
-                    time.sleep(self.coalesce)
-            while len(batch) < 1000:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
+        while True:
+            with self._lock:
+                if not self._pending and not self._stopping:
+                    self._has_work.wait(timeout=1.0)
+                waiting = len(self._pending)
+                stopping = self._stopping
+            if waiting and waiting < _BATCH and self.coalesce and not stopping:
+                # Let a burst of changes gather: fewer, larger transactions, and fewer turns of
+                # this thread taking the interpreter from the request handlers.
+                time.sleep(self.coalesce)
+            with self._lock:
+                pending = self._pending
+                batch = [pending.popleft() for _ in range(min(len(pending), _BATCH))]
             if batch:
                 try:
                     self._write(batch)
@@ -323,6 +427,9 @@ class History:
                 with self._progress:
                     self._written += len(batch)
                     self._progress.notify_all()
+                del batch
+            elif stopping:
+                return
             if time.monotonic() - last_purge >= self.purge_interval:
                 last_purge = time.monotonic()
                 try:
@@ -341,12 +448,11 @@ class History:
                 conn = history.conn
                 conn.execute("BEGIN")
                 try:
-                    rows: list[tuple[Any, ...]] = []
+                    rows: list[tuple[int, str, str, bytes]] = []
                     for change in items:
                         self._record(history, change, rows)
                     conn.executemany(
-                        "INSERT INTO instance (entity_id, attr, dataset_id, observed_at, "
-                        "recorded_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO change (entity, recorded_at, oldest, doc) VALUES (?, ?, ?, ?)",
                         rows,
                     )
                 except BaseException:
@@ -355,69 +461,88 @@ class History:
                 conn.execute("COMMIT")
 
     def _record(
-        self, history: _TenantHistory, change: EntityChange, rows: list[tuple[Any, ...]]
+        self, history: _TenantHistory, change: EntityChange, rows: list[tuple[int, str, str, bytes]]
     ) -> None:
-        """Update the entity index for `change` and add its instances to `rows`."""
-        conn = history.conn
+        """Update the entity index for `change` and add its row (the instances it wrote)."""
         entity_id = change.entity_id
         if change.kind == "deleted":
             if not self.keep_deleted:
-                _forget(conn, entity_id)
-                history.types.pop(entity_id, None)
+                _forget(history, entity_id)
             return
         after = change.after
         assert after is not None
         types = entity_types(after)
-        if history.types.get(entity_id) != types:
-            self._index_entity(history, entity_id, types)
-        recorded = _instant(change.at)
+        known = history.entities.get(entity_id)
+        key = known[0] if known is not None and known[1] == types else None
+        if key is None:
+            key = self._index_entity(history, entity_id, types)
+        recorded = self._recorded_at(change.at)
         names = attribute_names(after) if change.kind == "created" else change.changed_attributes
         stamp = after.get("modifiedAt")
         check_stamp = change.kind == "updated" and bool(stamp)
+        written: dict[str, Any] = {}
+        oldest: str | None = None
+        items: tuple[Mapping[str, Any], ...]
         for name in names:
-            for instance in _instances(after.get(name)):
-                if check_stamp and instance.get("modifiedAt") not in (None, stamp):
+            value = after.get(name)
+            if value.__class__ is dict:
+                if check_stamp and value.get("modifiedAt") not in (None, stamp):
                     continue
-                doc = {**instance, "instanceId": self._instance_id()}
-                rows.append(
-                    (
-                        entity_id,
-                        name,
-                        instance.get("datasetId") or "",
-                        _cached_instant(instance.get("observedAt")),
-                        recorded,
-                        orjson.dumps(doc),
-                    )
+                kept: Any = value
+                items = (value,)
+            else:
+                items = tuple(
+                    instance
+                    for instance in _instances(value)
+                    if not check_stamp or instance.get("modifiedAt") in (None, stamp)
                 )
+                if not items:
+                    continue
+                kept = list(items)
+            written[name] = kept
+            for instance in items:
+                moment = _cached_instant(instance.get("observedAt")) or recorded
+                if oldest is None or moment < oldest:
+                    oldest = moment
+        if oldest is not None:
+            rows.append((key, recorded, oldest, orjson.dumps(written)))
 
-    def _index_entity(
-        self, history: _TenantHistory, entity_id: str, types: tuple[str, ...]
-    ) -> None:
+    def _recorded_at(self, moment: datetime) -> str:
+        last = self._recorded
+        if last is not None and last[0] == moment:
+            return last[1]
+        text = _instant(moment)
+        self._recorded = (moment, text)
+        return text
+
+    def _index_entity(self, history: _TenantHistory, entity_id: str, types: tuple[str, ...]) -> int:
+        """Index the entity (new, or with new types); returns its key."""
         conn = history.conn
         exists = conn.execute(
-            "SELECT types FROM entity WHERE entity_id = ?", (entity_id,)
+            "SELECT types, first_seq FROM entity WHERE entity_id = ?", (entity_id,)
         ).fetchone()
         if exists is None:
+            key = history.next_first
             conn.execute(
                 "INSERT INTO entity (entity_id, types, first_seq) VALUES (?, ?, ?)",
-                (entity_id, orjson.dumps(list(types)), history.next_first),
+                (entity_id, orjson.dumps(list(types)), key),
             )
             history.next_first += 1
-        elif tuple(orjson.loads(exists[0])) != types:
-            conn.execute(
-                "UPDATE entity SET types = ? WHERE entity_id = ?",
-                (orjson.dumps(list(types)), entity_id),
-            )
+        else:
+            key = int(exists[1])
+            if tuple(orjson.loads(exists[0])) != types:
+                conn.execute(
+                    "UPDATE entity SET types = ? WHERE entity_id = ?",
+                    (orjson.dumps(list(types)), entity_id),
+                )
         conn.executemany(
             "INSERT OR IGNORE INTO entity_type (type, entity_id) VALUES (?, ?)",
             [(t, entity_id) for t in types],
         )
-        if len(history.types) >= _TYPE_CACHE_LIMIT:
-            history.types.clear()
-        history.types[entity_id] = types
-
-    def _instance_id(self) -> str:
-        return f"urn:ngsi-ld:attribute:instance:{self._id_prefix}-{next(self._id_counter):x}"
+        if len(history.entities) >= _TYPE_CACHE_LIMIT:
+            history.entities.clear()
+        history.entities[entity_id] = (key, types)
+        return key
 
     def purge(self, *, now: datetime | None = None) -> int:
         """Remove instances older than the retention; returns how many were removed."""
@@ -431,28 +556,32 @@ class History:
                 continue
             with history.lock:
                 conn = history.conn
-                for type_name, period in self.retention_by_type.items():
-                    cutoff = _instant(now - period)
-                    removed += conn.execute(
-                        "DELETE FROM instance WHERE coalesce(observed_at, recorded_at) < ? "
-                        "AND entity_id IN (SELECT entity_id FROM entity_type WHERE type = ?)",
-                        (cutoff, type_name),
-                    ).rowcount
-                if self.retention is not None:
-                    cutoff = _instant(now - self.retention)
-                    special = list(self.retention_by_type)
-                    marks = ",".join("?" * len(special))
-                    excluded = (
-                        " AND entity_id NOT IN "
-                        f"(SELECT entity_id FROM entity_type WHERE type IN ({marks}))"
-                        if special
-                        else ""
+                conn.execute("BEGIN")
+                try:
+                    of_type = (
+                        "SELECT e.first_seq FROM entity e JOIN entity_type t "
+                        "ON t.entity_id = e.entity_id WHERE t.type IN ({})"
                     )
-                    removed += conn.execute(
-                        "DELETE FROM instance WHERE coalesce(observed_at, recorded_at) < ?"
-                        + excluded,
-                        (cutoff, *special),
-                    ).rowcount
+                    for type_name, period in self.retention_by_type.items():
+                        removed += _purge_rows(
+                            history,
+                            _instant(now - period),
+                            f"entity IN ({of_type.format('?')})",
+                            [type_name],
+                        )
+                    if self.retention is not None:
+                        special = list(self.retention_by_type)
+                        marks = ",".join("?" * len(special))
+                        removed += _purge_rows(
+                            history,
+                            _instant(now - self.retention),
+                            f"entity NOT IN ({of_type.format(marks)})" if special else "1",
+                            special,
+                        )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         return removed
 
     def provide(
@@ -477,17 +606,19 @@ class History:
             conn.execute("BEGIN")
             try:
                 row = conn.execute(
-                    "SELECT types FROM entity WHERE entity_id = ?", (entity_id,)
+                    "SELECT types, first_seq FROM entity WHERE entity_id = ?", (entity_id,)
                 ).fetchone()
                 created = row is None
-                history.types.pop(entity_id, None)
+                history.entities.pop(entity_id, None)
                 if created:
+                    key = history.next_first
                     conn.execute(
                         "INSERT INTO entity (entity_id, types, first_seq) VALUES (?, ?, ?)",
-                        (entity_id, orjson.dumps(types), history.next_first),
+                        (entity_id, orjson.dumps(types), key),
                     )
                     history.next_first += 1
                 else:
+                    key = int(row[1])
                     merged = list(dict.fromkeys([*orjson.loads(row[0]), *types]))
                     conn.execute(
                         "UPDATE entity SET types = ? WHERE entity_id = ?",
@@ -497,30 +628,22 @@ class History:
                     "INSERT OR IGNORE INTO entity_type (type, entity_id) VALUES (?, ?)",
                     [(t, entity_id) for t in types],
                 )
-                rows = []
+                written: dict[str, list[dict[str, Any]]] = {}
+                oldest: str | None = None
                 for name, instances in attributes.items():
                     for instance in instances:
-                        doc = {
-                            **instance,
-                            "createdAt": stamp,
-                            "modifiedAt": stamp,
-                            "instanceId": self._instance_id(),
-                        }
-                        rows.append(
-                            (
-                                entity_id,
-                                name,
-                                instance.get("datasetId") or "",
-                                _safe_instant(instance.get("observedAt")),
-                                recorded,
-                                orjson.dumps(doc),
-                            )
-                        )
-                conn.executemany(
-                    "INSERT INTO instance (entity_id, attr, dataset_id, observed_at, "
-                    "recorded_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                        doc = {k: v for k, v in instance.items() if k != "instanceId"}
+                        doc["createdAt"] = stamp
+                        doc["modifiedAt"] = stamp
+                        written.setdefault(name, []).append(doc)
+                        at = _cached_instant(instance.get("observedAt")) or recorded
+                        if oldest is None or at < oldest:
+                            oldest = at
+                if oldest is not None:
+                    conn.execute(
+                        "INSERT INTO change (entity, recorded_at, oldest, doc) VALUES (?, ?, ?, ?)",
+                        (key, recorded, oldest, orjson.dumps(written)),
+                    )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -537,8 +660,7 @@ class History:
             conn = history.conn
             conn.execute("BEGIN")
             try:
-                found = _forget(conn, entity_id)
-                history.types.pop(entity_id, None)
+                found = _forget(history, entity_id)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -559,8 +681,8 @@ class History:
         with history.lock:
             candidates = self._candidates(history.conn, request)
             selected: list[dict[str, Any]] = []
-            for entity_id, types in candidates:
-                entity = self._entity(history.conn, entity_id, types, request)
+            for entity_id, key, types in candidates:
+                entity = self._entity(history, entity_id, key, types, request)
                 if entity is not None:
                     selected.append(entity)
         total = len(selected)
@@ -575,31 +697,34 @@ class History:
             raise ResourceNotFound(f"no temporal history of entity {entity_id!r}")
         with history.lock:
             row = history.conn.execute(
-                "SELECT types FROM entity WHERE entity_id = ?", (entity_id,)
+                "SELECT types, first_seq FROM entity WHERE entity_id = ?", (entity_id,)
             ).fetchone()
             if row is None:
                 raise ResourceNotFound(f"no temporal history of entity {entity_id!r}")
+            instances = _read_instances(history, int(row[1]))
             if request.attrs is not None:
-                marks = ",".join("?" * len(request.attrs))
-                known = history.conn.execute(
-                    f"SELECT 1 FROM instance WHERE entity_id = ? AND attr IN ({marks}) LIMIT 1",
-                    (entity_id, *request.attrs),
-                ).fetchone()
-                if known is None:
+                wanted = set(request.attrs)
+                if not any(instance.attr in wanted for instance in instances):
                     raise ResourceNotFound(
                         f"entity {entity_id!r} has no history of attribute(s) "
                         + ", ".join(request.attrs)
                     )
             entity = self._entity(
-                history.conn, entity_id, orjson.loads(row[0]), request, keep_empty=True
+                history,
+                entity_id,
+                int(row[1]),
+                orjson.loads(row[0]),
+                request,
+                keep_empty=True,
+                instances=instances,
             )
         assert entity is not None
         return entity
 
     def _candidates(
         self, conn: sqlite3.Connection, request: TemporalQuery
-    ) -> list[tuple[str, list[str]]]:
-        sql = "SELECT entity_id, types FROM entity"
+    ) -> list[tuple[str, int, list[str]]]:
+        sql = "SELECT entity_id, first_seq, types FROM entity"
         params: list[Any] = []
         clauses: list[str] = []
         if request.types is not None:
@@ -617,8 +742,8 @@ class History:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY first_seq"
         pattern = re.compile(request.id_pattern) if request.id_pattern else None
-        found: list[tuple[str, list[str]]] = []
-        for entity_id, raw in conn.execute(sql, params):
+        found: list[tuple[str, int, list[str]]] = []
+        for entity_id, key, raw in conn.execute(sql, params):
             types: list[str] = orjson.loads(raw)
             if request.types is not None and not any(
                 set(group) <= set(types) for group in request.types
@@ -626,84 +751,137 @@ class History:
                 continue
             if pattern is not None and pattern.fullmatch(entity_id) is None:
                 continue
-            found.append((entity_id, types))
+            found.append((entity_id, int(key), types))
         return found
 
     def _entity(
         self,
-        conn: sqlite3.Connection,
+        history: _TenantHistory,
         entity_id: str,
+        key: int,
         types: list[str],
         request: TemporalQuery,
         *,
         keep_empty: bool = False,
+        instances: list[_Instance] | None = None,
     ) -> dict[str, Any] | None:
-        if request.predicate is not None:
-            latest = self._latest(conn, entity_id, types)
-            if not request.predicate(latest):
-                return None
-        column = "observed_at" if request.time_property == "observedAt" else "recorded_at"
-        clauses = ["entity_id = ?"]
-        params: list[Any] = [entity_id]
+        if instances is None:
+            instances = _read_instances(history, key)
+        if request.predicate is not None and not request.predicate(
+            _latest(instances, entity_id, types)
+        ):
+            return None
+        column = request.time_property
+        selected = instances
         if request.attrs is not None:
-            clauses.append(f"attr IN ({','.join('?' * len(request.attrs))})")
-            params.extend(request.attrs)
+            wanted = set(request.attrs)
+            selected = [i for i in selected if i.attr in wanted]
         if request.timerel is not None:
-            assert request.time_at is not None
+            start = request.time_at
+            assert start is not None
             if request.timerel == "before":
-                clauses.append(f"{column} < ?")
-                params.append(request.time_at)
+                selected = [i for i in selected if (t := i.time(column)) is not None and t < start]
             elif request.timerel == "after":
-                clauses.append(f"{column} > ?")
-                params.append(request.time_at)
+                selected = [i for i in selected if (t := i.time(column)) is not None and t > start]
             else:
-                clauses.append(f"{column} >= ? AND {column} < ?")
-                params.extend((request.time_at, request.end_time_at))
-        where = " AND ".join(clauses)
-        order = (
-            f"{column}, seq"
-            if request.timerel is not None
-            else f"coalesce({column}, recorded_at), seq"
-        )
+                end = request.end_time_at
+                assert end is not None
+                selected = [
+                    i for i in selected if (t := i.time(column)) is not None and start <= t < end
+                ]
+
+        def when(instance: _Instance) -> tuple[str, int, int]:
+            moment = instance.time(column)
+            if moment is None:
+                moment = instance.recorded_at
+            return moment, instance.seq, instance.position
+
         if request.last_n is not None:
-            sql = (
-                "SELECT attr, doc FROM (SELECT attr, doc, seq, "
-                f"{column} AS t, recorded_at, row_number() OVER (PARTITION BY attr, dataset_id "
-                f"ORDER BY coalesce({column}, recorded_at) DESC, seq DESC) AS n "
-                f"FROM instance WHERE {where}) WHERE n <= ? "
-                "ORDER BY attr, coalesce(t, recorded_at), seq"
-            )
-            params.append(request.last_n)
-        else:
-            sql = f"SELECT attr, doc FROM instance WHERE {where} ORDER BY attr, {order}"
+            by_series: dict[tuple[str, str], list[_Instance]] = {}
+            for instance in selected:
+                by_series.setdefault((instance.attr, instance.dataset_id), []).append(instance)
+            selected = [
+                instance
+                for series in by_series.values()
+                for instance in sorted(series, key=when, reverse=True)[: request.last_n]
+            ]
+        selected.sort(key=lambda i: (i.attr, *when(i)))
         attributes: dict[str, list[dict[str, Any]]] = {}
-        for attr, raw in conn.execute(sql, params):
-            attributes.setdefault(attr, []).append(orjson.loads(raw))
+        for instance in selected:
+            attributes.setdefault(instance.attr, []).append(instance.doc)
         if not attributes and not keep_empty and (request.timerel is not None or request.attrs):
             return None
         entity: dict[str, Any] = {"id": entity_id, "type": types[0] if len(types) == 1 else types}
         entity.update(attributes)
         return entity
 
-    def _latest(self, conn: sqlite3.Connection, entity_id: str, types: list[str]) -> dict[str, Any]:
-        latest: dict[str, dict[str, dict[str, Any]]] = {}
-        for attr, dataset, raw in conn.execute(
-            "SELECT attr, dataset_id, doc FROM instance WHERE entity_id = ? ORDER BY seq",
-            (entity_id,),
-        ):
-            latest.setdefault(attr, {})[dataset] = orjson.loads(raw)
-        doc: dict[str, Any] = {"id": entity_id, "type": types}
-        for attr, by_dataset in latest.items():
-            items = list(by_dataset.values())
-            doc[attr] = items[0] if len(items) == 1 else items
-        return doc
+
+def _latest(instances: list[_Instance], entity_id: str, types: list[str]) -> dict[str, Any]:
+    """The entity as its latest recorded instances show it (for q and geo-queries)."""
+    latest: dict[str, dict[str, dict[str, Any]]] = {}
+    for instance in instances:
+        latest.setdefault(instance.attr, {})[instance.dataset_id] = instance.doc
+    doc: dict[str, Any] = {"id": entity_id, "type": types}
+    for attr, by_dataset in latest.items():
+        items = list(by_dataset.values())
+        doc[attr] = items[0] if len(items) == 1 else items
+    return doc
 
 
-def _forget(conn: sqlite3.Connection, entity_id: str) -> bool:
-    found = conn.execute("DELETE FROM entity WHERE entity_id = ?", (entity_id,)).rowcount > 0
+def _forget(history: _TenantHistory, entity_id: str) -> bool:
+    conn = history.conn
+    history.entities.pop(entity_id, None)
+    row = conn.execute("SELECT first_seq FROM entity WHERE entity_id = ?", (entity_id,)).fetchone()
+    if row is None:
+        return False
+    conn.execute("DELETE FROM change WHERE entity = ?", (row[0],))
+    conn.execute("DELETE FROM entity WHERE entity_id = ?", (entity_id,))
     conn.execute("DELETE FROM entity_type WHERE entity_id = ?", (entity_id,))
-    conn.execute("DELETE FROM instance WHERE entity_id = ?", (entity_id,))
-    return found
+    return True
+
+
+def _purge_rows(history: _TenantHistory, cutoff: str, where: str, params: list[Any]) -> int:
+    """Drop the instances older than `cutoff` from the changes selected by `where`; returns
+    how many were dropped. A change left without instances is deleted; the instances kept
+    keep their instanceId."""
+    conn = history.conn
+    removed = 0
+    rows = conn.execute(
+        f"SELECT seq, recorded_at, doc FROM change WHERE oldest < ? AND {where}",
+        (cutoff, *params),
+    ).fetchall()
+    for seq, recorded, raw in rows:
+        doc = orjson.loads(raw)
+        kept: dict[str, Any] = {}
+        oldest: str | None = None
+        dropped = 0
+        position = 0
+        for attr, value in doc.items():
+            items = []
+            for instance in value if isinstance(value, list) else [value]:
+                if not isinstance(instance, dict):
+                    continue
+                instance.setdefault("instanceId", history.instance_id(seq, position))
+                position += 1
+                moment = _cached_instant(instance.get("observedAt")) or recorded
+                if moment < cutoff:
+                    dropped += 1
+                    continue
+                items.append(instance)
+                oldest = moment if oldest is None or moment < oldest else oldest
+            if items:
+                kept[attr] = items if isinstance(value, list) else items[0]
+        if not dropped:
+            continue
+        removed += dropped
+        if oldest is None:
+            conn.execute("DELETE FROM change WHERE seq = ?", (seq,))
+        else:
+            conn.execute(
+                "UPDATE change SET doc = ?, oldest = ? WHERE seq = ?",
+                (orjson.dumps(kept), oldest, seq),
+            )
+    return removed
 
 
 # --- rendering ----------------------------------------------------------------------------------

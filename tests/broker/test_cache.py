@@ -1,0 +1,280 @@
+"""The entity cache: reads by id answer the last committed state, per tenant, per context and
+representation; rolled-back writes leave no trace; the cache stays within its memory."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.middleware import Middleware
+
+from ngsi.broker import BrokerSettings, Store, create_app
+from ngsi.broker._cache import EntityCache
+from ngsi.broker._middleware import EntityCacheMiddleware
+from ngsi.broker._service import EntityService
+from ngsi.broker._state import WorkerPool
+from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url
+from tests.broker.test_entities import create, new_id, prop, thing
+from tests.conftest import free_port
+
+ENVIRONMENT = sdm_url("Environment")
+ENVIRONMENT_LINK = (
+    f'<{ENVIRONMENT}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+)
+TEMPERATURE = "https://smartdatamodels.org/dataModel.Environment/temperature"
+
+
+def air_quality(entity_id: str, temperature: float) -> dict[str, Any]:
+    return {
+        "id": entity_id,
+        "type": "AirQualityObserved",
+        "temperature": prop(temperature, unitCode="CEL", observedAt="2025-01-31T12:00:00Z"),
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [6.8, 51.2]}},
+    }
+
+
+def test_a_read_after_a_write_sees_the_write(http: httpx.Client) -> None:
+    entity_id = new_id()
+    create(http, thing(entity_id, temperature=prop(1)))
+    for value in range(2, 7):
+        assert http.get(f"/entities/{entity_id}").json()["temperature"]["value"] == value - 1
+        patched = http.patch(f"/entities/{entity_id}/attrs", json={"temperature": prop(value)})
+        assert patched.status_code == 204
+        assert http.get(f"/entities/{entity_id}").json()["temperature"]["value"] == value
+    upsert = http.post(
+        "/entityOperations/upsert",
+        params={"options": "update"},
+        json=[thing(entity_id, temperature=prop(42))],
+    )
+    assert upsert.status_code == 204, upsert.text
+    assert http.get(f"/entities/{entity_id}").json()["temperature"]["value"] == 42
+    assert http.delete(f"/entities/{entity_id}").status_code == 204
+    assert http.get(f"/entities/{entity_id}").status_code == 404
+    create(http, thing(entity_id, humidity=prop(0.5)))
+    again = http.get(f"/entities/{entity_id}").json()
+    assert "temperature" not in again
+    assert again["humidity"]["value"] == 0.5
+
+
+def test_tenants_do_not_share_cached_entities(http: httpx.Client) -> None:
+    entity_id = new_id()
+    for tenant, value in (("cache-a", 1), ("cache-b", 2)):
+        create(http, thing(entity_id, level=prop(value)), headers={"NGSILD-Tenant": tenant})
+    create(http, thing(entity_id, level=prop(3)))
+    for _ in range(2):
+        a = http.get(f"/entities/{entity_id}", headers={"NGSILD-Tenant": "cache-a"})
+        b = http.get(f"/entities/{entity_id}", headers={"NGSILD-Tenant": "cache-b"})
+        default = http.get(f"/entities/{entity_id}")
+        assert a.json()["level"]["value"] == 1
+        assert a.headers["ngsild-tenant"] == "cache-a"
+        assert b.json()["level"]["value"] == 2
+        assert default.json()["level"]["value"] == 3
+        assert "ngsild-tenant" not in default.headers
+    missing = http.get(f"/entities/{entity_id}", headers={"NGSILD-Tenant": "cache-nobody"})
+    assert missing.status_code == 404
+
+
+def test_each_context_and_representation_gets_its_own_answer(http: httpx.Client) -> None:
+    entity_id = new_id("AirQualityObserved")
+    create(http, air_quality(entity_id, 40), headers={"Link": ENVIRONMENT_LINK})
+    link = {"Link": ENVIRONMENT_LINK}
+    asks: list[tuple[dict[str, str], dict[str, str]]] = [
+        ({}, link),
+        ({}, {}),
+        ({"options": "keyValues"}, link),
+        ({"options": "keyValues"}, {}),
+        ({"options": "sysAttrs"}, link),
+        ({"attrs": "temperature"}, link),
+        ({}, {**link, "Accept": "application/ld+json"}),
+        ({}, {**link, "Accept": "application/geo+json"}),
+    ]
+    first = [http.get(f"/entities/{entity_id}", params=p, headers=h) for p, h in asks]
+    again = [http.get(f"/entities/{entity_id}", params=p, headers=h) for p, h in asks]
+    for one, two in zip(first, again, strict=True):
+        assert one.status_code == two.status_code == 200
+        assert one.content == two.content
+        assert one.headers.get("link") == two.headers.get("link")
+        assert one.headers["content-type"] == two.headers["content-type"]
+    compact, expanded, key_values, key_values_expanded, sys_attrs, only, ld, geo = (
+        r.json() for r in first
+    )
+    assert compact["temperature"]["value"] == 40
+    assert expanded[TEMPERATURE]["value"] == 40
+    assert key_values["temperature"] == 40
+    assert key_values_expanded[TEMPERATURE] == 40
+    assert "createdAt" in sys_attrs
+    assert "createdAt" not in compact
+    assert set(only) == {"id", "type", "temperature"}
+    assert ld["@context"] == ENVIRONMENT
+    assert geo["type"] == "Feature"
+    assert geo["geometry"] == {"type": "Point", "coordinates": [6.8, 51.2]}
+
+    http.patch(f"/entities/{entity_id}/attrs", json={"temperature": prop(41)}, headers=link)
+    after = [http.get(f"/entities/{entity_id}", params=p, headers=h).json() for p, h in asks]
+    assert after[0]["temperature"]["value"] == 41
+    assert after[1][TEMPERATURE]["value"] == 41
+    assert after[2]["temperature"] == 41
+    assert after[3][TEMPERATURE] == 41
+
+
+def test_errors_are_not_cached(http: httpx.Client) -> None:
+    entity_id = new_id()
+    create(http, thing(entity_id, temperature=prop(1)))
+    assert http.get(f"/entities/{entity_id}").status_code == 200
+    for _ in range(2):
+        assert http.get(f"/entities/{entity_id}", params={"attrs": "nothing"}).status_code == 404
+        assert http.get(f"/entities/{entity_id}", params={"options": "bogus"}).status_code == 400
+        refused = http.get(f"/entities/{entity_id}", headers={"Accept": "text/html"})
+        assert refused.status_code == 406
+        bad_tenant = http.get(f"/entities/{entity_id}", headers={"NGSILD-Tenant": "no tenant!"})
+        assert bad_tenant.status_code == 400
+
+
+def test_a_rolled_back_write_leaves_the_cache_as_it_was(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data")
+    store.open()
+    try:
+        service = EntityService(store)
+        entity_id = "urn:ngsi-ld:T:1"
+        service.create(None, {"id": entity_id, "type": "https://example.org/T"})
+        with store.read(None) as txn:
+            assert txn.get(entity_id) is not None
+        cached = store.cached(None, entity_id)
+        assert cached is not None
+
+        def abort() -> None:
+            with store.write(None) as txn:
+                current = txn.get(entity_id)
+                assert current is not None
+                txn.update(current, {**current, "https://example.org/a": prop(1)}, ["a"])
+                assert txn.get(entity_id) == {**current, "https://example.org/a": prop(1)}
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError):
+            abort()
+        assert store.cached(None, entity_id) is cached
+        with store.read(None) as txn:
+            assert "https://example.org/a" not in (txn.get(entity_id) or {})
+
+        with store.write(None) as txn:
+            current = txn.get(entity_id)
+            assert current is not None
+            txn.delete_many([current])
+            assert txn.get(entity_id) is None
+        assert store.cached(None, entity_id) is None
+        with store.read(None) as txn:
+            assert txn.get(entity_id) is None
+    finally:
+        store.close()
+
+
+def test_the_cache_keeps_to_its_memory_and_forgets_the_least_used() -> None:
+    cache = EntityCache(max_bytes=10_000)
+    for n in range(100):
+        cache.put(None, f"urn:ngsi-ld:T:{n}", b"x" * 500)
+        assert cache.size <= 10_000
+    assert 0 < len(cache) < 100
+    assert cache.get(None, "urn:ngsi-ld:T:0") is None
+    assert cache.get(None, "urn:ngsi-ld:T:99") is not None
+    kept = cache.get(None, "urn:ngsi-ld:T:90")
+    assert kept is not None
+    for n in range(100, 112):
+        cache.put(None, f"urn:ngsi-ld:T:{n}", b"x" * 500)
+    assert cache.get(None, "urn:ngsi-ld:T:90") is kept  # used recently: kept
+    cache.remember(kept, "key", (b"y" * 2_000, [], None))
+    assert cache.size <= 10_000
+    cache.update(None, [("urn:ngsi-ld:T:90", None)])
+    assert cache.get(None, "urn:ngsi-ld:T:90") is None
+    cache.remember(kept, "other", (b"z", [], None))  # dropped entries take no renderings
+    assert kept.rendering("other", None) is None
+    assert EntityCache(max_bytes=0).put(None, "urn:ngsi-ld:T:1", b"{}") is None
+
+
+@pytest.fixture
+def broker_with_fast_path(tmp_path: Path) -> Iterator[RunningBroker]:
+    """A broker whose app answers cached renderings in `EntityCacheMiddleware`."""
+    port = free_port()
+    settings = BrokerSettings(
+        data_dir=tmp_path / "data", port=port, preload_contexts=dict(SDM_CONTEXTS)
+    )
+    app = create_app(settings)
+    app.user_middleware.insert(0, Middleware(EntityCacheMiddleware))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="h11", log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.01)
+    try:
+        yield RunningBroker(
+            url=f"http://127.0.0.1:{port}", settings=settings, server=server, thread=thread
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_the_fast_path_answers_as_the_endpoint_does(broker_with_fast_path: RunningBroker) -> None:
+    with httpx.Client(base_url=broker_with_fast_path.api, timeout=10) as http:
+        entity_id = new_id("AirQualityObserved")
+        create(http, air_quality(entity_id, 7), headers={"Link": ENVIRONMENT_LINK})
+        create(http, air_quality(entity_id, 8), headers={"NGSILD-Tenant": "fast"})
+        asks: list[tuple[dict[str, str], dict[str, str]]] = [
+            ({}, {"Link": ENVIRONMENT_LINK}),
+            ({"options": "keyValues"}, {}),
+            ({}, {"NGSILD-Tenant": "fast"}),
+            ({}, {"Fiware-Service": "fast"}),
+            ({}, {"Accept": "application/ld+json"}),
+        ]
+        for params, headers in asks:
+            first = http.get(f"/entities/{entity_id}", params=params, headers=headers)
+            second = http.get(f"/entities/{entity_id}", params=params, headers=headers)
+            assert first.status_code == second.status_code == 200
+            assert first.content == second.content
+            assert _without_date(first.headers) == _without_date(second.headers)
+        other = http.get(f"/entities/{entity_id}", headers={"NGSILD-Tenant": "fast"}).json()
+        assert other["temperature"]["value"] == 8
+        link = {"Link": ENVIRONMENT_LINK}
+        http.patch(f"/entities/{entity_id}/attrs", json={"temperature": prop(9)}, headers=link)
+        patched = http.get(f"/entities/{entity_id}", headers=link)
+        assert patched.json()["temperature"]["value"] == 9
+        refused = http.get(f"/entities/{entity_id}", headers={"Accept": "text/plain"})
+        assert refused.status_code == 406
+        assert http.get("/entities/urn:ngsi-ld:Nothing:1").status_code == 404
+        encoded = http.get(f"/entities/{entity_id.replace(':', '%3A')}")
+        assert encoded.status_code == 200
+
+
+def _without_date(headers: httpx.Headers) -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in headers.items() if k != "date")
+
+
+def test_the_worker_pool_runs_calls_and_passes_their_errors() -> None:
+    pool = WorkerPool(2, idle_exit=0.05)
+
+    def fail() -> None:
+        raise ValueError("no")
+
+    async def main() -> list[Any]:
+        results = await asyncio.gather(*(pool.run(lambda n=n: n * n) for n in range(20)))
+        with pytest.raises(ValueError, match="no"):
+            await pool.run(fail)
+        return results
+
+    assert asyncio.run(main()) == [n * n for n in range(20)]
+    for _ in range(100):
+        if not pool._threads:
+            break
+        time.sleep(0.02)
+    assert pool._threads == 0  # idle threads end
+    assert asyncio.run(pool.run(lambda: "again")) == "again"
+    with pytest.raises(ValueError):
+        WorkerPool(0)
