@@ -376,14 +376,16 @@ def calibrate(
 ) -> None:
     """Add a calibration: the mapped value becomes value * scale + offset in its period."""
     try:
-        item = Calibration(
-            attribute=attribute,
-            offset=offset,
-            scale=scale,
-            validFrom=_datetime(valid_from, "--from") if valid_from else None,
-            validUntil=_datetime(valid_until, "--until") if valid_until else None,
-            entityType=entity_type,
-            note=note,
+        item = Calibration.model_validate(
+            {
+                "attribute": attribute,
+                "offset": offset,
+                "scale": scale,
+                "validFrom": _datetime(valid_from, "--from") if valid_from else None,
+                "validUntil": _datetime(valid_until, "--until") if valid_until else None,
+                "entityType": entity_type,
+                "note": note,
+            }
         )
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
