@@ -13,8 +13,16 @@ PYTEST_ARGS ?=
 test: venv system-deps lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The whole path on this machine (Mosquitto installed where missing); DEMO_ARGS for its options
+DEMO_ARGS ?=
 demo: venv
-	$(BIN)/drehscheibe demo
+ifeq ($(MOSQUITTO),)
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto
+	@# the package starts a system Mosquitto on 1883; the demo runs its own
+	-$(SUDO) systemctl disable --now mosquitto 2>/dev/null
+endif
+	$(BIN)/drehscheibe demo $(DEMO_ARGS)
 
 lint: venv
 	$(BIN)/ruff format --check .

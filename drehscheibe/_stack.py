@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,18 +39,62 @@ class Stack:
     log_dir: Path
     children: list[_Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], *, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start `argv` in its own session (Ctrl-C on the terminal does not reach it: `stop()`
+        does), output appended to `log_dir/<name>.log`; `env` adds to the environment."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
             )
         self.children.append(_Child(name=name, process=process, log=log))
         return process
 
-    def start_drehscheibe(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        return self.start(name, [sys.executable, "-m", "drehscheibe", *args])
+    def start_drehscheibe(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        return self.start(name, [sys.executable, "-m", "drehscheibe", *args], env=env)
+
+    def run_drehscheibe(
+        self, name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+    ) -> None:
+        """Run a one-shot `drehscheibe ...` to its end; raise StackError (with its log) unless
+        it exits with 0. While it runs it is a child like the others (`stop()` ends it)."""
+        process = self.start_drehscheibe(name, *args, env=env)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise StackError(
+                f"{name} did not finish within {timeout:.0f} s:\n{self.tail(name)}"
+            ) from None
+        if code != 0:
+            raise StackError(f"{name} exited with {code}:\n{self.tail(name)}")
+        self.children = [c for c in self.children if c.process is not process]
+
+    def wait_port(self, name: str, port: int, *, timeout: float = 30.0) -> None:
+        """Wait until something listens on 127.0.0.1:`port`; fail with the child's log."""
+        child = next(c for c in self.children if c.name == name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise StackError(
+                    f"{name} exited with {child.process.returncode}:\n{self.tail(name)}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise StackError(
+            f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f} s:\n{self.tail(name)}"
+        )
 
     def wait_http(self, name: str, url: str, *, timeout: float = 30.0) -> None:
         """Wait until `url` answers; fail with the child's log if it died or stayed silent."""
@@ -77,7 +122,7 @@ class Stack:
         """Names of children that have exited."""
         return [c.name for c in self.children if c.process.poll() is not None]
 
-    def stop(self, *, grace: float = 10.0) -> None:
+    def stop(self, *, grace: float = 15.0) -> None:
         for child in reversed(self.children):
             if child.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
