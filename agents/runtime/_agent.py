@@ -249,6 +249,7 @@ class Agent:
         self.queue = MessageQueue(config.pipeline.queue_size)
         self._client: Client | None = None
         self._keeper: threading.Thread | None = None
+        self._registry_loaded_at = 0.0
         self._stopping = threading.Event()
         self._started_at = time.time()
         self._notify_token = ""
@@ -286,6 +287,7 @@ class Agent:
             )
         self._client = _broker_client(config)
         self.mapper = build_mapper(config, client=self._client)
+        self._registry_loaded_at = self._load_registry()
         self.sink = TrackingSink(NgsiSink(self._client), histogram=self.broker_write_seconds)
         if config.broker.late_readings == "history":
             self.history = TemporalHistorySink(
@@ -454,11 +456,30 @@ class Agent:
             public = f"http://{host}:{self.http_port}"
         return public.rstrip("/") + self.config.registry.notification_path
 
+    def _load_registry(self) -> float:
+        """Fill the device cache from the broker before any source starts, so the first uplinks
+        of registered devices are not taken for unknown ones. A broker that is away does not
+        hold the agent up: it starts from its persisted cache and the keeper resyncs later."""
+        mapper = self.mapper
+        assert mapper is not None
+        if not mapper.registry_enabled:
+            return 0.0
+        try:
+            mapper.resync()
+        except Exception as exc:
+            logger.warning(
+                "device registry not loaded from the broker (%s: %s); starting from the cache",
+                type(exc).__name__,
+                exc,
+            )
+            return 0.0
+        return time.monotonic()
+
     def _keep(self) -> None:
         mapper = self.mapper
         assert mapper is not None
         subscribed = False
-        last_resync = 0.0
+        last_resync = self._registry_loaded_at
         last_prune = 0.0
         last_reload = time.monotonic()
         interval = self.config.registry.resync_interval
