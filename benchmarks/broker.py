@@ -1,6 +1,6 @@
 """Benchmark of the embedded NGSI-LD broker, run as its own process (`drehscheibe broker serve`).
 
-    .venv/bin/python benchmarks/broker.py [--runs 5] [--query-entities 100000]
+    .venv/bin/python benchmarks/broker.py [--runs 5] [--query-entities 100000] [--command CMD]
 
 Scenarios (each run several times; the median is printed):
 
@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import socket
 import statistics
 import subprocess
@@ -89,21 +90,30 @@ class BrokerCpu:
 
 
 @contextlib.contextmanager
-def broker_process(data: Path, *, with_context: bool) -> Iterator[tuple[int, int]]:
+def broker_process(
+    data: Path, *, with_context: bool, command: str | None = None
+) -> Iterator[tuple[int, int]]:
+    """The broker in its own process, on a free port: `drehscheibe broker serve`, or `command`
+    (a shell-style command line with `{port}`, `{data}` and `{preload}` in it, e.g. to compare
+    another checkout or a server variant)."""
     port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "drehscheibe",
-        "broker",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-    ]
-    if with_context:
-        args += ["--preload-context", f"{ENVIRONMENT_URL}={ENVIRONMENT_FILE}"]
+    preload = f"{ENVIRONMENT_URL}={ENVIRONMENT_FILE}"
+    if command is not None:
+        args = [part.format(port=port, data=data, preload=preload) for part in shlex.split(command)]
+    else:
+        args = [
+            sys.executable,
+            "-m",
+            "drehscheibe",
+            "broker",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+        ]
+        if with_context:
+            args += ["--preload-context", preload]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
@@ -277,7 +287,10 @@ async def run(args: argparse.Namespace) -> None:
     with_context = ENVIRONMENT_FILE.is_file()
     with (
         tempfile.TemporaryDirectory() as folder,
-        broker_process(Path(folder) / "data", with_context=with_context) as (port, pid),
+        broker_process(Path(folder) / "data", with_context=with_context, command=args.command) as (
+            port,
+            pid,
+        ),
     ):
         cpu = BrokerCpu(pid)
         context = "Environment (preloaded)" if with_context else "core"
@@ -419,6 +432,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--concurrency-batches", type=int, default=2)
     parser.add_argument("--query-entities", type=int, default=100_000)
+    parser.add_argument(
+        "--command",
+        help="start the broker with this command line instead ({port}, {data}, {preload})",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

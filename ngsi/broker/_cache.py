@@ -41,6 +41,10 @@ was rendered with besides the entity (the request's `Context`): a rendering is o
 request whose key is equal and whose object is that very object."""
 
 
+def _rendering_size(rendering: Rendering) -> int:
+    return len(rendering[0]) + sum(len(k) + len(v) for k, v in rendering[1]) + 64
+
+
 class CachedEntity:
     """One entity's stored bytes and the responses rendered from them."""
 
@@ -130,13 +134,13 @@ class EntityCache:
         the entry was replaced or dropped, or when it holds enough renderings already)."""
         if len(entry.renderings) >= _MAX_RENDERINGS and key not in entry.renderings:
             return
-        size = len(rendering[0]) + sum(len(k) + len(v) for k, v in rendering[1]) + 64
+        size = _rendering_size(rendering)
         with self._lock:
             if entry.size < 0:
                 return
             old = entry.renderings.get(key)
             if old is not None:
-                size -= len(old[0]) + sum(len(k) + len(v) for k, v in old[1]) + 64
+                size -= _rendering_size(old)
             entry.renderings = {**entry.renderings, key: rendering}
             entry.size += size
             self._bytes += size

@@ -36,6 +36,7 @@ from ngsi.broker._http import (
     JSON,
     JSON_LD,
     MediaType,
+    header,
     negotiate,
     negotiate_header,
     read_json,
@@ -132,7 +133,7 @@ def _link_url(link: str | None) -> str | None:
 
 def _get_context(request: Request, contexts: ContextStore) -> Context:
     """The context of a request without a body: its Link header, else the core context."""
-    return contexts.resolve(_link_url(request.headers.get("link")))
+    return contexts.resolve(_link_url(header(request, "link")))
 
 
 def _context_headers(context: Context, media: str) -> dict[str, str]:
@@ -371,7 +372,7 @@ async def create_entity(request: Request) -> Response:
     broker = broker_of(request)
     tenant = request_tenant(request)
     body, media = await read_json(request)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> str:
         resolve = _Contexts(link, media, broker.contexts)
@@ -511,7 +512,7 @@ async def replace_entity(request: Request) -> Response:
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
     body, media = await read_json(request)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> None:
         resolve = _Contexts(link, media, broker.contexts)
@@ -536,7 +537,7 @@ async def append_attributes(request: Request) -> Response:
     entity_id = _entity_id_param(request)
     _, _, options = parse_options(request.query_params)
     body, media = await read_json(request)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> tuple[AttributeOutcome, Context]:
         fragment, context = _expand_fragment(
@@ -556,7 +557,7 @@ async def update_attributes(request: Request) -> Response:
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
     body, media = await read_json(request, allow_merge_patch=True)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> tuple[AttributeOutcome, Context]:
         fragment, context = _expand_fragment(
@@ -577,7 +578,7 @@ async def partial_update_attribute(request: Request) -> Response:
     entity_id = _entity_id_param(request)
     name = _attr_param(request)
     body, media = await read_json(request, allow_merge_patch=True)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> None:
         if not isinstance(body, dict):
@@ -612,7 +613,7 @@ async def merge_entity(request: Request) -> Response:
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
     body, media = await read_json(request, allow_merge_patch=True)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> None:
         if isinstance(body, dict) and "id" in body and body["id"] != entity_id:
@@ -635,7 +636,7 @@ async def replace_attribute(request: Request) -> Response:
     entity_id = _entity_id_param(request)
     name = _attr_param(request)
     body, media = await read_json(request)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> None:
         if not isinstance(body, dict):
@@ -738,7 +739,7 @@ async def _batch(
     broker = broker_of(request)
     tenant = request_tenant(request)
     body, media = await read_json(request)
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> BatchOutcome:
         good, bad = _batch_entities(body, link=link, media=media, contexts=broker.contexts)
@@ -918,7 +919,7 @@ async def query_entities_post(request: Request) -> Response:
     settings = broker.settings
     if not isinstance(body, dict):
         raise BadRequestData('the query must be a JSON object with "type": "Query"')
-    link = request.headers.get("link")
+    link = header(request, "link")
 
     def work() -> tuple[Any, Context, int | None]:
         context = _Contexts(link, content_type, broker.contexts)(body.get("@context"))

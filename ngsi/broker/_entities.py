@@ -101,7 +101,10 @@ def format_time(moment: datetime) -> str:
     last = _LAST_FORMATTED
     if last is not None and last[0] == moment:
         return last[1]
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.year >= 1000:
+        text = moment.isoformat(timespec="milliseconds")[:23] + "Z"
+    else:
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     _LAST_FORMATTED = (moment, text)
     return text
 

@@ -6,6 +6,7 @@ helpers so that every resource negotiates, parses and fails the same way:
 - `negotiate(request, ...)` picks the response media type from `Accept` or raises 406;
 - `read_json(request)` checks `Content-Type` (415) and parses the body (400 InvalidRequest);
 - `request_tenant(request)` reads `NGSILD-Tenant` (or the legacy `Fiware-Service`);
+- `header(request, name)` reads one request header (all are decoded once per request);
 - `JsonResponse`, `LdJsonResponse`, `GeoJsonResponse` render with orjson;
 - `problem_response(exc)` renders any `NgsiApiError` as ProblemDetails; the app registers it as
   the exception handler, and pure ASGI middleware calls it directly.
@@ -36,6 +37,7 @@ __all__ = [
     "PayloadTooLarge",
     "Unauthorized",
     "UnsupportedMediaType",
+    "header",
     "http_exception_response",
     "negotiate",
     "negotiate_header",
@@ -126,6 +128,26 @@ def http_exception_response(exc: HTTPException) -> Response:
     return problem_response(error, headers=exc.headers)
 
 
+# --- headers ----------------------------------------------------------------------------------
+
+_HEADERS_KEY = "ngsi.headers"
+
+
+def header(request: Request, name: str) -> str | None:
+    """The first value of the request header `name` (lower case), as `request.headers.get`
+    gives it; the headers are read once per request."""
+    scope = request.scope
+    found: dict[str, str] | None = scope.get(_HEADERS_KEY)
+    if found is None:
+        found = {}
+        for raw_name, raw_value in scope["headers"]:
+            key = raw_name.decode("latin-1").lower()
+            if key not in found:
+                found[key] = raw_value.decode("latin-1")
+        scope[_HEADERS_KEY] = found
+    return found.get(name)
+
+
 # --- media types ------------------------------------------------------------------------------
 
 
@@ -160,15 +182,15 @@ def negotiate(request: Request, *, geo: bool = False) -> MediaType:
     `application/json` is the default (no header, `*/*`, `application/*`); `application/ld+json`
     when asked for; `application/geo+json` only where `geo=True` (retrieve and query entities).
     """
-    header = request.headers.get("accept")
-    if not header:
+    accept = header(request, "accept")
+    if not accept:
         return JSON
-    found = negotiate_header(header, geo=geo)
+    found = negotiate_header(accept, geo=geo)
     if found is None:
         offered = "application/json or application/ld+json" + (
             " or application/geo+json" if geo else ""
         )
-        raise NotAcceptable(f"cannot answer with any of Accept: {header}; offered: {offered}")
+        raise NotAcceptable(f"cannot answer with any of Accept: {accept}; offered: {offered}")
     return found
 
 
@@ -197,7 +219,7 @@ def _negotiate(header: str, *, geo: bool) -> MediaType | None:
 
 def request_content_type(request: Request, *, allow_merge_patch: bool = False) -> str:
     """The body's media type (`application/json` or `application/ld+json`), else 415."""
-    raw = request.headers.get("content-type")
+    raw = header(request, "content-type")
     if not raw:
         raise UnsupportedMediaType(
             "the request has a body but no Content-Type; send application/json or "
@@ -235,10 +257,9 @@ def request_tenant(request: Request) -> str | None:
     """
     from ngsi.broker._store import validate_tenant
 
-    headers = request.headers
-    tenant = headers.get("ngsild-tenant")
+    tenant = header(request, "ngsild-tenant")
     if tenant is None:
-        tenant = headers.get("fiware-service")
+        tenant = header(request, "fiware-service")
     return validate_tenant(tenant)
 
 

@@ -160,12 +160,16 @@ class ReadTransaction:
     def tenant(self) -> str | None:
         return self._tenant.name
 
+    def _sql(self) -> sqlite3.Connection:
+        """The connection, for a read that must see everything written so far."""
+        return self._conn
+
     def _raw(self, entity_id: str) -> bytes | None:
         """The stored bytes of `entity_id` as committed (from the cache, else SQLite)."""
         entry = self._cache.get(self._tenant.name, entity_id)
         if entry is not None:
             return entry.raw
-        row = self._conn.execute("SELECT doc FROM entities WHERE id = ?", (entity_id,)).fetchone()
+        row = self._sql().execute("SELECT doc FROM entities WHERE id = ?", (entity_id,)).fetchone()
         if row is None:
             return None
         raw: bytes = row[0]
@@ -198,7 +202,7 @@ class ReadTransaction:
         for start in range(0, len(missing), _SQL_CHUNK):
             chunk = missing[start : start + _SQL_CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(f"SELECT id, doc FROM entities WHERE id IN ({marks})", chunk)
+            rows = self._sql().execute(f"SELECT id, doc FROM entities WHERE id IN ({marks})", chunk)
             for entity_id, doc in rows:
                 found[entity_id] = orjson.loads(doc)
                 cache.put(tenant, entity_id, doc)
@@ -217,7 +221,7 @@ class ReadTransaction:
             marks = ",".join("?" * len(chunk))
             found.update(
                 row[0]
-                for row in self._conn.execute(
+                for row in self._sql().execute(
                     f"SELECT id FROM entities WHERE id IN ({marks})", chunk
                 )
             )
@@ -252,7 +256,7 @@ class ReadTransaction:
         elif offset:
             sql += " LIMIT -1 OFFSET ?"
             params.append(offset)
-        for seq, doc in self._conn.execute(sql, params):
+        for seq, doc in self._sql().execute(sql, params):
             yield EntityRow(seq, orjson.loads(doc))
 
     def _type_page(
@@ -267,7 +271,7 @@ class ReadTransaction:
             params.append(after_seq)
         sql += " ORDER BY seq LIMIT ? OFFSET ?"
         params.extend((limit, offset))
-        return [row[0] for row in self._conn.execute(sql, params)]
+        return [row[0] for row in self._sql().execute(sql, params)]
 
     def rows(self, seqs: Sequence[int]) -> list[EntityRow]:
         """The stored entities with those insertion sequences (those that exist), in order."""
@@ -277,7 +281,7 @@ class ReadTransaction:
             marks = ",".join("?" * len(chunk))
             found.extend(
                 EntityRow(seq, orjson.loads(doc))
-                for seq, doc in self._conn.execute(
+                for seq, doc in self._sql().execute(
                     f"SELECT seq, doc FROM entities WHERE seq IN ({marks}) ORDER BY seq", chunk
                 )
             )
@@ -294,12 +298,17 @@ class ReadTransaction:
         """How many entities `scan` with the same filters would yield."""
         if types is not None and ids is None and id_regex is None:
             marks = ",".join("?" * len(types)) or "NULL"
-            row = self._conn.execute(
-                f"SELECT count(DISTINCT seq) FROM entity_types WHERE type IN ({marks})", list(types)
-            ).fetchone()
+            row = (
+                self._sql()
+                .execute(
+                    f"SELECT count(DISTINCT seq) FROM entity_types WHERE type IN ({marks})",
+                    list(types),
+                )
+                .fetchone()
+            )
             return int(row[0])
         sql, params = self._where(types=types, ids=ids, id_regex=id_regex, after_seq=0)
-        row = self._conn.execute("SELECT count(*) FROM entities" + sql, params).fetchone()
+        row = self._sql().execute("SELECT count(*) FROM entities" + sql, params).fetchone()
         return int(row[0])
 
     def _where(
@@ -333,7 +342,7 @@ class ReadTransaction:
     def type_counts(self) -> dict[str, int]:
         """Each stored expanded type with the number of entities that have it."""
         return dict(
-            self._conn.execute(
+            self._sql().execute(
                 "SELECT type, count(*) FROM entity_types GROUP BY type ORDER BY type"
             )
         )
@@ -354,14 +363,14 @@ class ReadTransaction:
         else:
             present = self.type_counts()
             result.update((type_name, set()) for type_name in types if type_name in present)
-        for type_name, name in self._conn.execute(sql, params):
+        for type_name, name in self._sql().execute(sql, params):
             result.setdefault(type_name, set()).add(name)
         return result
 
     def attribute_counts(self) -> dict[str, int]:
         """Each expanded attribute name with the number of entities that have it."""
         return dict(
-            self._conn.execute(
+            self._sql().execute(
                 "SELECT j.key, count(*) FROM entities e, json_each(CAST(e.doc AS TEXT)) j WHERE "
                 + _ATTRIBUTE_KEY
                 + " GROUP BY j.key"
@@ -369,15 +378,17 @@ class ReadTransaction:
         )
 
     def kv_get(self, space: str, key: str) -> bytes | None:
-        row = self._conn.execute(
-            "SELECT value FROM kv WHERE space = ? AND key = ?", (space, key)
-        ).fetchone()
+        row = (
+            self._sql()
+            .execute("SELECT value FROM kv WHERE space = ? AND key = ?", (space, key))
+            .fetchone()
+        )
         return None if row is None else bytes(row[0])
 
     def kv_items(self, space: str) -> list[tuple[str, bytes]]:
         return [
             (key, bytes(value))
-            for key, value in self._conn.execute(
+            for key, value in self._sql().execute(
                 "SELECT key, value FROM kv WHERE space = ? ORDER BY key", (space,)
             )
         ]
@@ -395,9 +406,65 @@ class WriteTransaction(ReadTransaction):
         self.changes: list[EntityChange] = []
         self.written: dict[str, bytes | None] = {}
         """Entity id → the bytes this transaction stored (None: deleted), for the cache."""
+        self._began = False
+        self._deferred: tuple[str, Any, bool] | None = None
 
     def _pending_raw(self, entity_id: str) -> Any:
         return self.written.get(entity_id, _NOT_PENDING)
+
+    # Writes run inside one SQLite transaction, begun when a second statement comes: a
+    # transaction that is one statement (an attribute update, say) runs it on its own, which
+    # SQLite makes atomic as well, and saves a BEGIN and a COMMIT.
+
+    def _sql(self) -> sqlite3.Connection:
+        self._flush()
+        return self._conn
+
+    def _begun(self) -> sqlite3.Connection:
+        """The connection, inside the transaction (begun now if need be)."""
+        self._flush()
+        if not self._began:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._began = True
+        return self._conn
+
+    def _defer(self, sql: str, params: Any, *, many: bool = False) -> None:
+        """Run a write statement: later, when another statement or the commit comes."""
+        self._flush()
+        self._deferred = (sql, params, many)
+
+    def _flush(self) -> None:
+        deferred = self._deferred
+        if deferred is None:
+            return
+        self._deferred = None
+        if not self._began:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._began = True
+        sql, params, many = deferred
+        if many:
+            self._conn.executemany(sql, params)
+        else:
+            self._conn.execute(sql, params)
+
+    def _commit(self) -> None:
+        deferred = self._deferred
+        if deferred is not None and not self._began:
+            sql, params, many = deferred
+            if not many or len(params) == 1:
+                # One statement run once: atomic on its own (executemany of several rows
+                # would not be, outside a transaction).
+                self._deferred = None
+                self._conn.execute(sql, params[0] if many else params)
+                return
+        self._flush()
+        if self._began:
+            self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self._deferred = None
+        if self._began and self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _raw(self, entity_id: str) -> bytes | None:
         raw = self.written.get(entity_id, _NOT_PENDING)
@@ -432,7 +499,7 @@ class WriteTransaction(ReadTransaction):
         """Store new entities (their ids must not exist yet: check first)."""
         if not docs:
             return
-        conn = self._conn
+        conn = self._begun()
         rows = [(doc["id"], "", orjson.dumps(doc)) for doc in docs]
         written = self.written
         for entity_id, _, raw in rows:
@@ -458,9 +525,11 @@ class WriteTransaction(ReadTransaction):
             self._record("created", doc["id"], None, doc, _attr_names(doc))
 
     def _sequence_high(self) -> int:
-        row = self._conn.execute(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'entities'"
-        ).fetchone()
+        row = (
+            self._sql()
+            .execute("SELECT seq FROM sqlite_sequence WHERE name = 'entities'")
+            .fetchone()
+        )
         return 0 if row is None else int(row[0])
 
     def insert(self, doc: dict[str, Any]) -> None:
@@ -475,18 +544,18 @@ class WriteTransaction(ReadTransaction):
         """
         if not updates:
             return
-        conn = self._conn
         rows = [("", orjson.dumps(after), after["id"]) for _, after, _ in updates]
         written = self.written
         for _, raw, entity_id in rows:
             written[entity_id] = raw
-        conn.executemany("UPDATE entities SET attrs = ?, doc = ? WHERE id = ?", rows)
+        self._defer("UPDATE entities SET attrs = ?, doc = ? WHERE id = ?", rows, many=True)
         retyped = [
             (before, after)
             for before, after, _ in updates
             if set(_types_of(before)) != set(_types_of(after))
         ]
         for before, after in retyped:
+            conn = self._begun()
             seq = conn.execute("SELECT seq FROM entities WHERE id = ?", (after["id"],)).fetchone()[
                 0
             ]
@@ -504,7 +573,7 @@ class WriteTransaction(ReadTransaction):
 
     def delete_many(self, docs: Sequence[dict[str, Any]]) -> None:
         """Remove stored entities (given by their current documents)."""
-        conn = self._conn
+        conn = self._begun()
         for doc in docs:
             row = conn.execute("SELECT seq FROM entities WHERE id = ?", (doc["id"],)).fetchone()
             if row is None:
@@ -515,14 +584,14 @@ class WriteTransaction(ReadTransaction):
             self._record("deleted", doc["id"], doc, None, _attr_names(doc))
 
     def kv_put(self, space: str, key: str, value: bytes) -> None:
-        self._conn.execute(
+        self._defer(
             "INSERT INTO kv (space, key, value) VALUES (?, ?, ?) "
             "ON CONFLICT (space, key) DO UPDATE SET value = excluded.value",
             (space, key, value),
         )
 
     def kv_delete(self, space: str, key: str) -> bool:
-        cursor = self._conn.execute("DELETE FROM kv WHERE space = ? AND key = ?", (space, key))
+        cursor = self._begun().execute("DELETE FROM kv WHERE space = ? AND key = ?", (space, key))
         return cursor.rowcount > 0
 
 
@@ -638,15 +707,13 @@ class Store:
         tenant is NonexistentTenant); all or nothing."""
         found = self._tenant(tenant, create=create)
         with found.lock:
-            conn = found.conn
-            conn.execute("BEGIN IMMEDIATE")
             txn = WriteTransaction(found, self.cache, _now())
             try:
                 yield txn
+                txn._commit()
             except BaseException:
-                conn.execute("ROLLBACK")
+                txn._rollback()
                 raise
-            conn.execute("COMMIT")
             if txn.written:
                 self.cache.update(tenant, txn.written.items())
             self._emit(txn.changes)

@@ -5,9 +5,15 @@ full queue drops the change and counts it) and written by one writer thread, in 
 per-tenant SQLite file `<data_dir>/history/default.sqlite` or `.../tenant-<name>.sqlite`.
 What is recorded: every attribute instance an operation wrote (for a creation, all of them), as
 stored (expanded, with observedAt, unitCode, datasetId, sub-attributes and system attributes),
-with a generated `instanceId`. Deleting an entity deletes its history, as the ETSI conformance
-suite expects by default (`keep_deleted=True` keeps it). A retention (a default and per entity
-type) removes instances whose observedAt (else the time they were recorded) is older.
+with an `instanceId` (`urn:ngsi-ld:attribute:instance:<file>-<change>-<position>`, stable for
+as long as the instance is kept). Deleting an entity deletes its history, as the ETSI
+conformance suite expects by default (`keep_deleted=True` keeps it). A retention (a default and
+per entity type) removes instances whose observedAt (else the time they were recorded) is older.
+
+Storage: one row per recorded change of an entity, holding the instances it wrote as one JSON
+document, indexed by (entity, order): writing costs one small row per entity change, and a
+temporal read decodes the changes of the entities it returns and selects instances from them.
+A file of the earlier layout (one row per instance) is converted when it is first opened.
 
 The API (NGSI-LD 1.6.1 clause 5.7.3 and 5.7.4), under `/ngsi-ld/v1`:
 

@@ -278,3 +278,82 @@ def test_the_worker_pool_runs_calls_and_passes_their_errors() -> None:
     assert asyncio.run(pool.run(lambda: "again")) == "again"
     with pytest.raises(ValueError):
         WorkerPool(0)
+
+
+def test_writes_are_all_or_nothing_and_read_back_inside_the_transaction(tmp_path: Path) -> None:
+    """A write transaction runs its statements late (one alone, several inside BEGIN ...
+    COMMIT): an abort leaves nothing, and reads inside the transaction see its writes."""
+    store = Store(tmp_path / "data", cache_bytes=0)
+    store.open()
+    try:
+        ids = [f"urn:ngsi-ld:T:{n}" for n in range(3)]
+        with store.write(None) as txn:
+            txn.insert_many([{"id": i, "type": "https://example.org/T"} for i in ids])
+
+        def update(names: list[str], *, abort: bool) -> None:
+            with store.write(None) as txn:
+                found = txn.get_many(names)
+                txn.update_many(
+                    [
+                        (found[i], {**found[i], "https://example.org/a": prop(1)}, ["a"])
+                        for i in names
+                    ]
+                )
+                assert all("https://example.org/a" in d for d in txn.get_many(names).values())
+                assert txn.count(types=["https://example.org/T"]) == 3
+                if abort:
+                    raise RuntimeError("abort")
+
+        for names in (ids[:1], ids):
+            with pytest.raises(RuntimeError):
+                update(names, abort=True)
+            with store.read(None) as reader:
+                assert not any("https://example.org/a" in d for d in reader.get_many(ids).values())
+        update(ids[:1], abort=False)
+        update(ids[1:], abort=False)
+        with store.read(None) as reader:
+            assert all("https://example.org/a" in d for d in reader.get_many(ids).values())
+        with store.write(None) as txn:
+            txn.kv_put("space", "key", b"value")
+        with store.write(None) as txn:
+            assert txn.kv_get("space", "key") == b"value"
+            assert txn.kv_delete("space", "key")
+            txn.kv_put("space", "other", b"x")
+        with store.read(None) as reader:
+            assert reader.kv_items("space") == [("other", b"x")]
+    finally:
+        store.close()
+
+
+def test_several_rows_are_written_inside_one_sqlite_transaction(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data", cache_bytes=0)
+    store.open()
+    try:
+        ids = [f"urn:ngsi-ld:T:{n}" for n in range(3)]
+        with store.write(None) as txn:
+            txn.insert_many([{"id": i, "type": "https://example.org/T"} for i in ids])
+        statements: list[str] = []
+        with store.read(None) as reader:
+            connection = reader._conn
+        connection.set_trace_callback(statements.append)
+        for names in (ids[:1], ids):
+            statements.clear()
+            with store.write(None) as txn:
+                found = txn.get_many(names)
+                txn.update_many(
+                    [
+                        (found[i], {**found[i], "https://example.org/b": prop(2)}, ["b"])
+                        for i in names
+                    ]
+                )
+            updates = [s for s in statements if s.startswith("UPDATE")]
+            assert len(updates) == len(names)
+            if len(names) == 1:
+                assert not any(s.startswith(("BEGIN", "COMMIT")) for s in statements)
+            else:
+                begin = statements.index("BEGIN IMMEDIATE")
+                commit = statements.index("COMMIT")
+                assert all(begin < statements.index(u) < commit for u in updates)
+        connection.set_trace_callback(None)
+    finally:
+        store.close()

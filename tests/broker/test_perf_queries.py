@@ -3,6 +3,8 @@ entity once, in insertion order, also when it has several of the types asked for
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.broker.test_entities import prop
@@ -11,13 +13,14 @@ from tests.broker.test_query import found, tenant_http  # noqa: F401 (the fixtur
 
 def seed_many(http: httpx.Client) -> list[str]:
     """30 entities: Bus, Tram, both (every third), inserted in that order; their ids."""
-    entities = []
-    for n in range(30):
-        kind: str | list[str] = ["Bus", "Tram", ["Tram", "Bus"]][n % 3]
-        entities.append({"id": f"urn:ngsi-ld:Vehicle:{n}", "type": kind, "speed": prop(n)})
+    kinds: list[str | list[str]] = ["Bus", "Tram", ["Tram", "Bus"]]
+    entities: list[dict[str, Any]] = [
+        {"id": f"urn:ngsi-ld:Vehicle:{n}", "type": kinds[n % 3], "speed": prop(n)}
+        for n in range(30)
+    ]
     response = http.post("/entityOperations/create", json=entities)
     assert response.status_code == 201, response.text
-    return [e["id"] for e in entities]
+    return [str(e["id"]) for e in entities]
 
 
 def test_pages_over_several_types_list_each_entity_once(tenant_http: httpx.Client) -> None:  # noqa: F811
