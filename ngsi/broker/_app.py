@@ -20,6 +20,7 @@ temporal history). Pass `extensions=[...]` to run fewer or others.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("ngsi.broker")
+
+_GC_THRESHOLD: Final = 50_000
 
 
 class BrokerExtension(Protocol):
@@ -183,12 +186,21 @@ def create_app(
     )
 
 
+def tune_garbage_collector() -> None:
+    """Collect cyclic garbage less often than Python's default (every 700 new objects): a
+    1000-entity batch creates hundreds of thousands of short-lived, acyclic dicts, and the
+    default collector spent about a quarter of the broker's CPU on them. What start-up loaded
+    is frozen out of future collections."""
+    gc.freeze()
+    gc.set_threshold(_GC_THRESHOLD, 20, 20)
+
+
 def serve(settings: BrokerSettings) -> None:
     """Run the broker with uvicorn in this process until interrupted (single worker)."""
     import uvicorn
 
     http = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
-
+    tune_garbage_collector()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
