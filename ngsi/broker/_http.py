@@ -22,7 +22,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ngsi._errors import ERROR_TYPE_BASE, InvalidRequest, NgsiApiError, ProblemDetails
+from ngsi._errors import (
+    ERROR_TYPE_BASE,
+    InvalidRequest,
+    MethodNotAllowed,
+    NgsiApiError,
+    NotAcceptable,
+    PayloadTooLarge,
+    ProblemDetails,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 __all__ = [
     "GEO_JSON",
@@ -53,31 +63,6 @@ JSON: Final = "application/json"
 JSON_LD: Final = "application/ld+json"
 GEO_JSON: Final = "application/geo+json"
 MERGE_PATCH: Final = "application/merge-patch+json"
-
-
-class NotAcceptable(NgsiApiError):
-    status = 406
-    error_name = "NotAcceptable"
-
-
-class UnsupportedMediaType(NgsiApiError):
-    status = 415
-    error_name = "UnsupportedMediaType"
-
-
-class PayloadTooLarge(NgsiApiError):
-    status = 413
-    error_name = "PayloadTooLarge"
-
-
-class Unauthorized(NgsiApiError):
-    status = 401
-    error_name = "Unauthorized"
-
-
-class MethodNotAllowed(NgsiApiError):
-    status = 405
-    error_name = "MethodNotAllowed"
 
 
 class JsonResponse(Response):
