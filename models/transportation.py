@@ -84,6 +84,7 @@ class TrafficFlowObserved(_Transportation):
     congested: Measurable[Flag] | None = None
     vehicleType: Measurable[VehicleType] | None = None
     vehicleSubType: Measurable[str] | None = None
+    refDevice: Measurable[EntityRef] | None = None
     refRoadSegment: Measurable[UriRef] | None = None
 
 
@@ -108,6 +109,7 @@ class CrowdFlowObserved(_Transportation):
     averageHeadwayTime: Measurable[NonNegative] | None = None
     congested: Measurable[Flag] | None = None
     direction: Measurable[Literal["inbound", "outbound"]] | None = None
+    refDevice: Measurable[EntityRef] | None = None
     refRoadSegment: Measurable[EntityRef] | None = None
 
 

@@ -227,3 +227,17 @@ def test_ttn_normalized_position_is_the_location(catalog: ProfileCatalog) -> Non
         "type": "Point",
         "coordinates": [11.575, 48.137],
     }
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_observation_names_the_device_that_measured_it(
+    name: str, catalog: ProfileCatalog
+) -> None:
+    observations = [e for e in mapped_for(catalog, name).entities if e["type"] != "Device"]
+    assert observations
+    for entity in observations:
+        objects = entity["refDevice"]["object"]
+        assert entity["refDevice"]["type"] == "Relationship"
+        assert "urn:ngsi-ld:Device:70B3D57ED0000001" in (
+            objects if isinstance(objects, list) else [objects]
+        ), entity["id"]
