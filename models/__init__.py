@@ -18,6 +18,7 @@ registry's `context_url(type)`), never a merged one.
 """
 
 from models._base import SUBJECT_CONTEXT_URL, AttributeType, ModelError, SmartDataModel
+from models._contexts import context_urls, subject_context, write_subject_contexts
 from models._ngsi import ReadRepresentation, Representation
 from models._registry import (
     ModelInfo,
@@ -88,10 +89,13 @@ __all__ = [
     "WaterObserved",
     "WeatherForecast",
     "WeatherObserved",
+    "context_urls",
     "default_registry",
     "entity_from_ngsi",
     "entity_json_schema",
     "format_datetime",
     "model_class",
     "model_info",
+    "subject_context",
+    "write_subject_contexts",
 ]

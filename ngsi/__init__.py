@@ -6,7 +6,10 @@ Import from here; the underscore modules are the package's private layout.
 from ngsi._auth import (
     AuthenticationError,
     BearerToken,
+    DeviceCode,
     OAuth2ClientCredentials,
+    OAuth2DeviceCode,
+    print_device_code,
 )
 from ngsi._batch import (
     BatchFailure,
@@ -113,6 +116,7 @@ from ngsi._ngsiv2 import (
     ngsiv2_notification,
     to_ngsiv2,
 )
+from ngsi._outbound import GuardedTransport, OutboundRefused, local_address_kind
 from ngsi._profiles import (
     PROFILES,
     BrokerProfile,
@@ -191,6 +195,7 @@ __all__ = [
     "Comparison",
     "Context",
     "ContextStore",
+    "DeviceCode",
     "Endpoint",
     "Entity",
     "EntitySelector",
@@ -202,6 +207,7 @@ __all__ = [
     "GeoRelation",
     "Geometry",
     "GeometryType",
+    "GuardedTransport",
     "InputRepresentation",
     "InternalError",
     "InvalidQuery",
@@ -226,9 +232,11 @@ __all__ = [
     "Notification",
     "NotificationParams",
     "OAuth2ClientCredentials",
+    "OAuth2DeviceCode",
     "Op",
     "OperationNotSupported",
     "Or",
+    "OutboundRefused",
     "Pattern",
     "Point",
     "Polygon",
@@ -269,6 +277,7 @@ __all__ = [
     "get_profile",
     "is_geojson_geometry",
     "is_valid_uri",
+    "local_address_kind",
     "matches_q",
     "ngsiv2_notification",
     "parse_attribute",
@@ -279,6 +288,7 @@ __all__ = [
     "parse_link_header",
     "parse_q",
     "parse_urn",
+    "print_device_code",
     "to_concise",
     "to_key_values",
     "to_ngsiv2",

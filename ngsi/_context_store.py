@@ -23,7 +23,10 @@ context URL to file path, relative to the folder:
 
 Network fetches use httpx with a connect timeout (2 s) and a total budget for the whole fetch,
 redirects included (5 s); at most `max_bytes` (1 MiB) are read; redirects are followed by hand,
-at most `max_redirects`, and only to http(s) URLs. A failed fetch is remembered for
+at most `max_redirects` (0: never), and only to http(s) URLs. With a `host_policy`
+(`ngsi._outbound.HostPolicy`) the host of every URL, each redirect's included, is checked
+before it is called, and where the policy needs it the addresses a name resolves to are checked
+when the connection is made (`GuardedTransport`, without proxies). A failed fetch is remembered for
 `retry_after` seconds, so that a broken Link header does not cost a timeout per request. A
 context may name other contexts: they are resolved recursively, at most `max_depth` levels
 deep, and a context that includes itself is refused. Every failure raises
@@ -64,6 +67,7 @@ from ngsi._context import (
 )
 from ngsi._core_context import CORE_CONTEXT_URLS, core_context_document
 from ngsi._errors import BadRequestData, LdContextNotAvailable
+from ngsi._outbound import GuardedTransport, HostPolicy
 
 __all__ = ["CONTEXT_MAP_FILES", "ContextStore", "context_cache_filename", "default_store"]
 
@@ -91,8 +95,10 @@ class ContextStore:
     (default False), `connect_timeout` (2 s), `timeout` (total per fetch, 5 s), `max_bytes`
     (1 MiB), `max_redirects` (3), `max_depth` (nested remote contexts, 8), `retry_after` (seconds
     a failed URL is not tried again, 10), `lru_size` (resolved contexts kept, 256), `transport`
-    (an `httpx.AsyncBaseTransport` for tests) and `trust_env` (proxy settings from the
-    environment, default True). A mapped file that does not exist raises `ValueError` here.
+    (an `httpx.AsyncBaseTransport` for tests), `trust_env` (proxy settings from the
+    environment, default True; not where the `host_policy` checks addresses) and `host_policy`
+    (which hosts may be fetched from, see the module). A mapped file that does not exist raises
+    `ValueError`.
     """
 
     def __init__(
@@ -111,6 +117,7 @@ class ContextStore:
         lru_size: int = 256,
         transport: httpx.AsyncBaseTransport | None = None,
         trust_env: bool = True,
+        host_policy: HostPolicy | None = None,
     ) -> None:
         self._preload: dict[str, Path] = {}
         for folder in preload_dirs:
@@ -131,6 +138,7 @@ class ContextStore:
         self._lru_size = lru_size
         self._transport = transport
         self._trust_env = trust_env
+        self._host_policy = host_policy
 
         self._lock = threading.Lock()
         self._registered: dict[str, Mapping[str, Any]] = {}
@@ -281,8 +289,8 @@ class ContextStore:
                 httpx.AsyncClient(
                     timeout=timeout,
                     follow_redirects=False,
-                    transport=self._transport,
-                    trust_env=self._trust_env,
+                    transport=self._transport or self._guarded_transport(),
+                    trust_env=self._trust_env and not self._checks_addresses,
                 ) as client,
             ):
                 return await self._afetch_with(client, url)
@@ -293,16 +301,35 @@ class ContextStore:
         except httpx.HTTPError as exc:
             raise _FetchError(f"{type(exc).__name__}: {exc}") from None
 
+    @property
+    def _checks_addresses(self) -> bool:
+        return self._host_policy is not None and self._host_policy.checks_addresses
+
+    def _guarded_transport(self) -> httpx.AsyncBaseTransport | None:
+        policy = self._host_policy
+        if policy is None or not policy.checks_addresses:
+            return None
+        return GuardedTransport(policy.connect_problem)
+
     async def _afetch_with(self, client: httpx.AsyncClient, url: str) -> bytes:
         current = url
         for _ in range(self._max_redirects + 1):
             if urlsplit(current).scheme not in ("http", "https"):
                 raise _FetchError(f"only http and https URLs are fetched, not {current}")
+            if self._host_policy is not None:
+                problem = self._host_policy.problem(urlsplit(current).hostname or "")
+                if problem is not None:
+                    raise _FetchError(problem)
             async with client.stream("GET", current, headers={"Accept": _ACCEPT}) as response:
                 if response.is_redirect:
                     location = response.headers.get("location")
                     if not location:
                         raise _FetchError(f"HTTP {response.status_code} without a Location")
+                    if self._max_redirects == 0:
+                        raise _FetchError(
+                            f"HTTP {response.status_code} redirect to {location} not followed "
+                            "(redirects are off): preload the context or name its final URL"
+                        )
                     current = urljoin(current, location)
                     continue
                 if response.status_code != 200:

@@ -13,8 +13,8 @@ Extensions are the seam for the parts of the broker that live beside the entity 
     async def stop(self) -> None
 
 `create_app(settings)` without `extensions=` uses `default_extensions(settings)`: one extension
-from each factory of `EXTENSION_FACTORIES`, in order (subscriptions and notifications, then
-temporal history). Pass `extensions=[...]` to run fewer or others.
+from each factory of `EXTENSION_FACTORIES`, in order (subscriptions and notifications, temporal
+history, retention of current state). Pass `extensions=[...]` to run fewer or others.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import contextlib
 import gc
 import importlib.util
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final, Protocol
 
@@ -37,15 +38,26 @@ from starlette.routing import BaseRoute
 
 from ngsi._context_store import ContextStore
 from ngsi._errors import InternalError, NgsiApiError
+from ngsi.broker._auth import (
+    OPERATIONS,
+    Authenticator,
+    AuthMiddleware,
+    BrokerAuth,
+    anonymous_allowed,
+    exposure_problem,
+    is_loopback_host,
+)
 from ngsi.broker._http import http_exception_response, problem_response, tenant_headers
 from ngsi.broker._jsonld_contexts import restore_hosted_contexts
-from ngsi.broker._middleware import ApiKeyMiddleware, BodyLimitMiddleware, EncodedSlashMiddleware
+from ngsi.broker._middleware import BodyLimitMiddleware, EncodedSlashMiddleware
+from ngsi.broker._retention import create_extension as retention_extension
 from ngsi.broker._routes import build_routes
 from ngsi.broker._service import EntityService
 from ngsi.broker._settings import BrokerSettings
 from ngsi.broker._state import WORKER_THREADS, Broker
 from ngsi.broker._store import Store
 from ngsi.broker._subscriptions import create_extension as subscription_extension
+from ngsi.broker._subscriptions_model import NotificationHosts
 from ngsi.broker._temporal import create_extension as temporal_extension
 
 __all__ = [
@@ -80,8 +92,10 @@ ExtensionFactory = Callable[[BrokerSettings], BrokerExtension]
 EXTENSION_FACTORIES: Final[tuple[ExtensionFactory, ...]] = (
     subscription_extension,
     temporal_extension,
+    retention_extension,
 )
-"""The broker's own extensions, in start order: subscriptions, then temporal history."""
+"""The broker's own extensions, in start order: subscriptions, temporal history, then the
+retention of current state."""
 
 
 def default_extensions(settings: BrokerSettings) -> list[BrokerExtension]:
@@ -97,6 +111,13 @@ def _context_store(settings: BrokerSettings) -> ContextStore:
         allow_network=settings.allow_context_fetch,
         connect_timeout=min(2.0, settings.context_fetch_timeout),
         timeout=settings.context_fetch_timeout,
+        max_redirects=0,
+        host_policy=NotificationHosts.of(
+            settings.context_allow_hosts,
+            bind_host=settings.host,
+            subject="@context fetches from",
+            setting="context_allow_hosts",
+        ),
     )
 
 
@@ -122,6 +143,34 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return problem_response(InternalError(f"{type(exc).__name__}: {exc}"))
 
 
+def _authenticator(settings: BrokerSettings) -> Authenticator | None:
+    """The authenticator for the settings (see `ngsi.broker._auth`); None when every request
+    may do everything (a broker on loopback without credentials: the one-machine default).
+    Raises ValueError for a broker reachable from the network without credentials."""
+    host, api_key = settings.host, settings.api_key
+    allow = settings.allow_anonymous
+    problem = exposure_problem(
+        host=host, auth=settings.auth, api_key=api_key, allow_anonymous=allow
+    )
+    if problem is not None:
+        raise ValueError(problem)
+    anonymous = anonymous_allowed(
+        host=host, auth=settings.auth, api_key=api_key, allow_anonymous=allow
+    )
+    auth = settings.auth or BrokerAuth()
+    if anonymous and not is_loopback_host(settings.host):
+        log.warning(
+            "ANONYMOUS ACCESS: the broker on %s serves requests without credentials "
+            "(allow_anonymous) with the operations %s on every tenant",
+            settings.host,
+            ", ".join(auth.anonymous) or "none",
+        )
+    everything = set(auth.anonymous) == set(OPERATIONS)
+    if anonymous and everything and not auth.has_credentials and not api_key:
+        return None
+    return Authenticator(settings.auth, api_key=settings.api_key, anonymous=anonymous)
+
+
 def create_app(
     settings: BrokerSettings,
     *,
@@ -130,7 +179,8 @@ def create_app(
 ) -> Starlette:
     """The broker as an ASGI app. `store` defaults to a `Store` on `settings.data_dir`;
     `extensions` to `default_extensions(settings)`. The `Broker` is `app.state.broker` while
-    the app runs (between lifespan start and stop)."""
+    the app runs (between lifespan start and stop). Raises ValueError when the settings would
+    serve anonymous requests beyond loopback without `allow_anonymous` (`exposure_problem`)."""
     chosen = list(default_extensions(settings) if extensions is None else extensions)
     the_store = store if store is not None else Store(settings.data_dir)
     extra: list[BaseRoute] = [route for ext in chosen for route in ext.routes()]
@@ -165,15 +215,9 @@ def create_app(
         Middleware(EncodedSlashMiddleware),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]
-    if settings.api_key:
-        middleware.insert(
-            0,
-            Middleware(
-                ApiKeyMiddleware,
-                api_key=settings.api_key,
-                open_paths=frozenset({"/version", "/ngsi-ld/ex/v1/version"}),
-            ),
-        )
+    authenticator = _authenticator(settings)
+    if authenticator is not None:
+        middleware.insert(1, Middleware(AuthMiddleware, authenticator=authenticator))
     return Starlette(
         routes=build_routes(extra),
         middleware=middleware,
@@ -200,9 +244,18 @@ def serve(settings: BrokerSettings) -> None:
     import uvicorn
 
     http = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+    app = create_app(settings)
+    if settings.allow_anonymous and not is_loopback_host(settings.host):
+        print(
+            f"WARNING: the broker listens on {settings.host} and serves requests WITHOUT "
+            "credentials (--allow-anonymous): anyone who reaches it may use it",
+            file=sys.stderr,
+            flush=True,
+        )
+
     tune_garbage_collector()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="asyncio",

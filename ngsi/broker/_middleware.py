@@ -1,20 +1,18 @@
-"""Pure ASGI middleware of the broker: path decoding, body size limit, API key, and answers
-from the entity cache.
+"""Pure ASGI middleware of the broker: path decoding, body size limit, and answers from the
+entity cache (authentication is in `ngsi.broker._auth`).
 
 Each renders its refusals as ProblemDetails through `problem_response`, like the endpoints.
 """
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import quote, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ngsi.broker._http import PayloadTooLarge, Unauthorized, problem_response
+from ngsi.broker._http import PayloadTooLarge, problem_response
 
 __all__ = [
-    "ApiKeyMiddleware",
     "BodyLimitMiddleware",
     "EncodedSlashMiddleware",
     "EntityCacheMiddleware",
@@ -95,39 +93,6 @@ class BodyLimitMiddleware:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         response = problem_response(self._error(size), headers={"Connection": "close"})
         await response(scope, receive, send)
-
-
-class ApiKeyMiddleware:
-    """Requires `X-API-Key: <key>` or `Authorization: Bearer <key>` on every request except
-    those whose path is in `open_paths`; compares in constant time; 401 otherwise."""
-
-    def __init__(self, app: ASGIApp, *, api_key: str, open_paths: frozenset[str]) -> None:
-        self.app = app
-        self._key = api_key.encode()
-        self._open = open_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._open:
-            await self.app(scope, receive, send)
-            return
-        given: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                given = value.strip()
-                break
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                given = value[7:].strip()
-                break
-        if given is None or not hmac.compare_digest(given, self._key):
-            error = Unauthorized(
-                "an API key is needed: send it as X-API-Key or Authorization: Bearer"
-                if given is None
-                else "the API key is not valid"
-            )
-            response = problem_response(error, headers={"WWW-Authenticate": "Bearer"})
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 _ENTITY_PREFIX = "/ngsi-ld/v1/entities/"

@@ -64,6 +64,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ngsi._errors import NonexistentTenant
+from ngsi._outbound import GuardedTransport
 from ngsi.broker._entities import attribute_names, entity_types, format_time
 from ngsi.broker._events import EntityChange
 from ngsi.broker._notifier_mqtt import MqttConnections, MqttSender, parse_mqtt_endpoint
@@ -76,6 +77,7 @@ from ngsi.broker._notifier_send import (
     Sender,
 )
 from ngsi.broker._render import EntityView
+from ngsi.broker._settings import DEFAULT_NOTIFICATION_QUEUE_LIMIT
 from ngsi.broker._store import Store
 from ngsi.broker._subscriptions_model import NotificationHosts
 
@@ -542,7 +544,8 @@ class Notifier:
 
     Thread-safety: `entity_changed`, `put`, `remove`, `get` and `subscriptions` may be called
     from any thread; everything else runs on the notifier's own thread. `start()` and `stop()`
-    are called once each, from the same thread.
+    are called once each, from the same thread. `retry_delays` (None: the broker's default
+    backoff) and `queue_limit` (items waiting per endpoint) go to the `Dispatcher`.
     """
 
     def __init__(
@@ -551,8 +554,8 @@ class Notifier:
         *,
         flush: Flush | None = None,
         timeout: float = 5.0,
-        retry_delays: Sequence[float] = (0.5, 2.0),
-        queue_limit: int = 10_000,
+        retry_delays: Sequence[float] | None = None,
+        queue_limit: int = DEFAULT_NOTIFICATION_QUEUE_LIMIT,
         intake_limit: int = 100_000,
         flush_interval: float = 1.0,
         max_batch_entities: int = 500,
@@ -563,7 +566,7 @@ class Notifier:
         self._store = store
         self._flush = flush
         self._timeout = timeout
-        self._retry_delays = tuple(retry_delays)
+        self._retry_delays = None if retry_delays is None else tuple(retry_delays)
         self._queue_limit = queue_limit
         self._intake_limit = intake_limit
         self._flush_interval = flush_interval
@@ -932,8 +935,15 @@ class Notifier:
             target = parse_mqtt_endpoint(endpoint.uri, endpoint.notifier_info)
             return f"{target.label}", lambda: MqttSender(target, self._mqtt)
         return endpoint.uri, lambda: HttpSender(
-            transport=self._http_transport, verify=self._ssl_context()
+            transport=self._http_transport or self._guarded_transport(),
+            verify=self._ssl_context(),
         )
+
+    def _guarded_transport(self) -> httpx.AsyncBaseTransport | None:
+        """A transport that checks each address it connects to, where the rule needs it."""
+        if self._hosts is None or not self._hosts.checks_addresses:
+            return None
+        return GuardedTransport(self._hosts.connect_problem, verify=self._ssl_context())
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -960,7 +970,11 @@ class Notifier:
         error: str | None,
         began: bool = True,
         counted: bool = True,
+        final: bool = True,
     ) -> None:
+        if not final:
+            self._attempt_failed(item, at=at, error=error)
+            return
         if began and isinstance(item.status, SubscriptionStatus):
             with self._in_flight_lock:
                 item.status.in_flight -= 1
@@ -980,6 +994,19 @@ class Notifier:
             status.last_failure = stamp
             status.last_error = error
             status.state = "failed"
+        status.dirty = True
+
+    def _attempt_failed(self, item: Outgoing, *, at: datetime, error: str | None) -> None:
+        """A failed attempt that is retried: `lastFailure` and the `failed` status show it at
+        once (as on a broker that does not retry); the counts wait for the final outcome."""
+        subscription = self._subscriptions.get((item.tenant, item.subscription_id))
+        if subscription is None:
+            return
+        status = subscription.status
+        status.failed_at = time.monotonic()
+        status.last_failure = format_time(at.astimezone(UTC))
+        status.last_error = error
+        status.state = "failed"
         status.dirty = True
 
     # --- maintenance ----------------------------------------------------------------------

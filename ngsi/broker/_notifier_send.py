@@ -12,7 +12,13 @@ Contract of a worker:
   (at most `max_batch_entities`); nothing is coalesced away.
 - A notification is retried after `retry_delays` on transport errors, timeouts and 5xx answers;
   a 4xx answer is final. Before each retry the worker asks `still_wanted(item)` so that a deleted or
-  paused subscription stops being retried.
+  paused subscription stops being retried. Every attempt of one notification carries the same
+  notification `id` (only `notifiedAt` is new), so that a receiver that got an attempt whose answer
+  was lost drops the repeat by its id. The broker's default schedule (`backoff_delays`, from
+  `BrokerSettings.notification_retry_for` and `notification_retry_max_delay`) waits 0.5 s, then
+  twice as long each time up to 4 s, for 2 minutes: a consumer that restarts within that time
+  loses nothing. While one notification waits for its retry the endpoint's later items wait in its
+  queue (they are merged and sent after it, in order); other endpoints and the writers never wait.
 - Every notification ends in exactly one `report(item, ok=..., at=...)` call.
 - The queue holds at most `queue_limit` items; beyond that the oldest item is dropped and reported
   as a failure (the subscription shows `notification.status: failed`).
@@ -41,14 +47,23 @@ import orjson
 
 from ngsi._errors import BadRequestData
 from ngsi._ngsiv2 import ngsiv2_notification
+from ngsi._outbound import OutboundRefused
+from ngsi.broker._settings import (
+    DEFAULT_NOTIFICATION_QUEUE_LIMIT,
+    DEFAULT_NOTIFICATION_RETRY_FOR,
+    DEFAULT_NOTIFICATION_RETRY_MAX_DELAY,
+)
 
 __all__ = [
+    "DEFAULT_RETRY_DELAYS",
     "DeliveryError",
     "Dispatcher",
     "Endpoint",
     "Outgoing",
     "Sender",
+    "backoff_delays",
     "format_datetime",
+    "new_notification_id",
     "ngsiv2_body",
     "notification_body",
     "notification_headers",
@@ -121,12 +136,49 @@ class DeliveryError(Exception):
         self.retry = retry
 
 
+def backoff_delays(*, retry_for: float, max_delay: float, first: float = 0.5) -> tuple[float, ...]:
+    """The waits between the attempts of one notification: `first`, then twice the previous one
+    up to `max_delay`, until they add up to at least `retry_for` seconds (none when it is 0).
+
+    With the broker's defaults (120 s, 4 s): 0.5, 1, 2, then 4 s waits, 33 retries within
+    123.5 s of waiting (plus the time the attempts themselves take, each at most the timeout).
+    One endpoint retries one notification at a time, so a dead endpoint gets at most one
+    attempt every 4 s.
+    """
+    if retry_for <= 0:
+        return ()
+    if first <= 0 or max_delay <= 0:
+        raise ValueError("the waits between notification attempts must be longer than 0 s")
+    delays: list[float] = []
+    delay = min(first, max_delay)
+    while sum(delays) < retry_for:
+        delays.append(delay)
+        delay = min(delay * 2, max_delay)
+    return tuple(delays)
+
+
+def new_notification_id() -> str:
+    """A fresh notification id, `urn:ngsi-ld:Notification:<uuid4>`."""
+    return f"urn:ngsi-ld:Notification:{uuid.uuid4()}"
+
+
+DEFAULT_RETRY_DELAYS = backoff_delays(
+    retry_for=DEFAULT_NOTIFICATION_RETRY_FOR, max_delay=DEFAULT_NOTIFICATION_RETRY_MAX_DELAY
+)
+"""The broker's default waits between the attempts of one notification."""
+
+
 def notification_body(
-    subscription_id: str, entities: Sequence[dict[str, Any]], at: datetime
+    subscription_id: str,
+    entities: Sequence[dict[str, Any]],
+    at: datetime,
+    *,
+    notification_id: str | None = None,
 ) -> dict[str, Any]:
-    """The NGSI-LD Notification data type (clause 5.3.1) around `entities`."""
+    """The NGSI-LD Notification data type (clause 5.3.1) around `entities`; `notification_id`
+    (a fresh one when None) is kept by every attempt of the same notification."""
     return {
-        "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
+        "id": notification_id or new_notification_id(),
         "type": "Notification",
         "subscriptionId": subscription_id,
         "notifiedAt": format_datetime(at),
@@ -204,11 +256,16 @@ def ngsiv2_body(item: Outgoing) -> dict[str, Any]:
     return ngsiv2_notification(item.subscription_id, kept, key_values=key_values)
 
 
-def payload_for(item: Outgoing, at: datetime) -> dict[str, Any]:
-    """The body to send for `item` at `at`: an NGSI-LD Notification, or the NGSI-v2 one."""
+def payload_for(
+    item: Outgoing, at: datetime, *, notification_id: str | None = None
+) -> dict[str, Any]:
+    """The body to send for `item` at `at`: an NGSI-LD Notification (with `notification_id`,
+    see `notification_body`), or the NGSI-v2 one (which has no id)."""
     if item.endpoint.ngsiv2 is not None:
         return ngsiv2_body(item)
-    return notification_body(item.subscription_id, entities_for_wire(item), at)
+    return notification_body(
+        item.subscription_id, entities_for_wire(item), at, notification_id=notification_id
+    )
 
 
 def notification_headers(item: Outgoing) -> dict[str, str]:
@@ -249,6 +306,10 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
+MAX_ANSWER_BYTES = 64 * 1024
+"""How much of an endpoint's answer to a notification is read (the rest is not)."""
+
+
 class HttpSender:
     """POSTs notifications to one HTTP(S) endpoint over its own connection pool.
 
@@ -274,29 +335,44 @@ class HttpSender:
         headers = notification_headers(item)
         content = orjson.dumps(body)
         try:
-            response = await self._client.post(
-                item.endpoint.uri,
-                content=content,
-                headers=headers,
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            )
-        except httpx.TimeoutException as exc:
+            # The whole attempt, answer included, within `timeout`; at most
+            # `MAX_ANSWER_BYTES` of the answer are read (a longer one closes the connection).
+            async with (
+                asyncio.timeout(timeout),
+                self._client.stream(
+                    "POST",
+                    item.endpoint.uri,
+                    content=content,
+                    headers=headers,
+                    timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                ) as response,
+            ):
+                status = response.status_code
+                size = 0
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        break
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise DeliveryError(
                 f"no answer within {timeout:g} s ({type(exc).__name__})", retry=True
             ) from exc
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}", retry=True) from exc
-        if response.status_code >= 500:
-            raise DeliveryError(f"the endpoint answered {response.status_code}", retry=True)
-        if response.status_code >= 300:
-            raise DeliveryError(f"the endpoint answered {response.status_code}", retry=False)
+            refused = isinstance(exc.__cause__, OutboundRefused)  # not worth retrying
+            raise DeliveryError(f"{type(exc).__name__}: {exc}", retry=not refused) from exc
+        if status >= 500:
+            raise DeliveryError(f"the endpoint answered {status}", retry=True)
+        if status >= 300:
+            raise DeliveryError(f"the endpoint answered {status}", retry=False)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
 Report = Callable[..., None]
-"""`report(item, *, ok, at, error, began, counted)`, called once per notification."""
+"""`report(item, *, ok, at, error, began, counted, final)`, called once per notification with
+`final=True`, and with `final=False` for each failed attempt that will be retried (so that the
+subscription shows the failure while the retries go on)."""
 
 
 class _Worker:
@@ -394,6 +470,7 @@ class _Worker:
         timeout = merged.endpoint.timeout or dispatcher.timeout
         delays = list(dispatcher.retry_delays)
         error = ""
+        notification_id = new_notification_id()
         dispatcher.begin(merged)
         while True:
             if not dispatcher.still_wanted(merged):
@@ -402,7 +479,7 @@ class _Worker:
                 )
                 return
             at = datetime.now(UTC)
-            body = payload_for(merged, at)
+            body = payload_for(merged, at, notification_id=notification_id)
             try:
                 await self.sender.send(merged, body, timeout)
             except DeliveryError as exc:
@@ -414,6 +491,7 @@ class _Worker:
                         merged.endpoint.uri,
                         error,
                     )
+                    dispatcher.attempt_failed(merged, error=error, at=at)
                     await asyncio.sleep(delays.pop(0))
                     continue
                 log.warning(
@@ -437,7 +515,8 @@ class Dispatcher:
 
     `sender_for(item)` returns the worker key and a factory of the Sender for that key (HTTP or
     MQTT); `report` receives the outcome of every notification; `still_wanted` is asked before
-    each retry.
+    each retry; `retry_delays` are the waits before the retries of one notification (None: the
+    broker's default, `DEFAULT_RETRY_DELAYS`); `queue_limit` the items waiting per endpoint.
     """
 
     def __init__(
@@ -448,8 +527,8 @@ class Dispatcher:
         still_wanted: Callable[[Outgoing], bool],
         begin: Callable[[Outgoing], None] | None = None,
         timeout: float = 5.0,
-        retry_delays: Sequence[float] = (0.5, 2.0),
-        queue_limit: int = 10_000,
+        retry_delays: Sequence[float] | None = None,
+        queue_limit: int = DEFAULT_NOTIFICATION_QUEUE_LIMIT,
         max_batch_entities: int = 500,
         idle_close_after: float = 300.0,
     ) -> None:
@@ -458,7 +537,7 @@ class Dispatcher:
         self._begin = begin
         self.still_wanted = still_wanted
         self.timeout = timeout
-        self.retry_delays = tuple(retry_delays)
+        self.retry_delays = DEFAULT_RETRY_DELAYS if retry_delays is None else tuple(retry_delays)
         self.queue_limit = queue_limit
         self.max_batch_entities = max_batch_entities
         self.idle_close_after = idle_close_after
@@ -514,6 +593,13 @@ class Dispatcher:
             log.exception(
                 "recording the outcome of a notification of %s failed", item.subscription_id
             )
+
+    def attempt_failed(self, item: Outgoing, *, error: str, at: datetime) -> None:
+        """Record a failed attempt that will be retried (not counted as a notification)."""
+        try:
+            self._report(item, ok=False, at=at, error=error, began=False, counted=True, final=False)
+        except Exception:
+            log.exception("recording a failed attempt of %s failed", item.subscription_id)
 
     def begin(self, item: Outgoing) -> None:
         """Called once before the first attempt to deliver `item`."""

@@ -16,6 +16,7 @@ from typing import Any
 from ngsi._context import Context
 from ngsi._errors import BadRequestData
 from ngsi._ids import attribute_name_problem, uri_problem
+from ngsi._query import MAX_NESTING
 from ngsi.broker._render import EntityFormat
 
 __all__ = [
@@ -103,6 +104,7 @@ def parse_type_expression(text: str, expand: Callable[[str], str]) -> list[list[
     """
     tokens = [m.group(1) for m in _TYPE_TOKEN.finditer(text) if m.group(1).strip()]
     position = 0
+    depth = 0
 
     def fail(reason: str) -> BadRequestData:
         return BadRequestData(f"parameter 'type' {text!r}: {reason}")
@@ -125,16 +127,22 @@ def parse_type_expression(text: str, expand: Callable[[str], str]) -> list[list[
         return result
 
     def factor() -> list[list[str]]:
-        nonlocal position
+        nonlocal position, depth
         if position >= len(tokens):
             raise fail("a type name is missing")
         token = tokens[position]
         position += 1
         if token == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise BadRequestData(
+                    f"parameter 'type': parentheses nested deeper than {MAX_NESTING} levels"
+                )
             inner = disjunction()
             if position >= len(tokens) or tokens[position] != ")":
                 raise fail("a ')' is missing")
             position += 1
+            depth -= 1
             return inner
         if token in "),;|":
             raise fail(f"unexpected {token!r}")
@@ -212,6 +220,8 @@ class EntityQueryParams:
                 raise BadRequestData(
                     f"parameter 'idPattern' {id_pattern!r} is not a regular expression: {exc}"
                 ) from None
+            except RecursionError:
+                raise BadRequestData("parameter 'idPattern': nested too deeply") from None
         attr_names = split_list(params.get("attrs"))
         for name in attr_names:
             problem = attribute_name_problem(name)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ngsi._errors import BadRequestData
+from ngsi._query import MAX_NESTING
 
 __all__ = ["compile_scope_q"]
 
@@ -47,6 +48,7 @@ def compile_scope_q(text: str) -> Callable[[Mapping[str, Any]], bool]:
     """A test for stored documents: does the entity's `scope` satisfy `text`?"""
     tokens = [m.group(1) for m in _TOKEN.finditer(text)]
     position = 0
+    depth = 0
     Test = Callable[[list[str]], bool]
 
     def disjunction() -> Test:
@@ -66,16 +68,20 @@ def compile_scope_q(text: str) -> Callable[[Mapping[str, Any]], bool]:
         return lambda scopes: all(t(scopes) for t in terms)
 
     def factor() -> Test:
-        nonlocal position
+        nonlocal position, depth
         if position >= len(tokens):
             raise BadRequestData(f"scopeQ {text!r}: a scope is missing")
         token = tokens[position]
         position += 1
         if token == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise BadRequestData(f"scopeQ: parentheses nested deeper than {MAX_NESTING} levels")
             inner = disjunction()
             if position >= len(tokens) or tokens[position] != ")":
                 raise BadRequestData(f"scopeQ {text!r}: a ')' is missing")
             position += 1
+            depth -= 1
             return inner
         pattern = _pattern(token, text=text)
         return lambda scopes: any(pattern.fullmatch(s) for s in scopes)

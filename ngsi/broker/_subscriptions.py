@@ -64,7 +64,7 @@ from ngsi.broker._entities import format_time
 from ngsi.broker._http import JSON_LD, negotiate, read_json, request_tenant, response_class
 from ngsi.broker._notifier import ActiveSubscription, Notifier, Selector, SubscriptionStatus
 from ngsi.broker._notifier_mqtt import MqttConnections
-from ngsi.broker._notifier_send import Endpoint
+from ngsi.broker._notifier_send import Endpoint, backoff_delays
 from ngsi.broker._params import parse_bool, parse_options
 from ngsi.broker._render import EntityView
 from ngsi.broker._settings import DEFAULT_NOTIFICATION_TIMEOUT, BrokerSettings
@@ -644,6 +644,11 @@ class SubscriptionExtension:
             "allow_hosts": settings.notification_allow_hosts,
             "bind_host": settings.host,
             "timeout": settings.notification_timeout,
+            "retry_delays": backoff_delays(
+                retry_for=settings.notification_retry_for,
+                max_delay=settings.notification_retry_max_delay,
+            ),
+            "queue_limit": settings.notification_queue_limit,
             "max_page_size": settings.max_page_size,
             "default_page_size": settings.default_page_size,
         }

@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 from ngsi._context import ATTRIBUTE_MEMBERS, Context
 from ngsi._errors import BadRequestData, NgsiApiError, OperationNotSupported
 from ngsi._ids import uri_problem
+from ngsi._outbound import local_address_kind
 from ngsi._query import QExpr, parse_q
 from ngsi._time import parse_datetime
 from ngsi.broker._geo import GeoFilter, geo_filter_from_params
@@ -232,6 +233,10 @@ def _entities(value: Any, context: Context) -> list[dict[str, str]]:
                 raise _bad(
                     f"{where}.idPattern", f"{pattern!r} is not a regular expression: {exc}"
                 ) from None
+            except RecursionError:
+                raise _bad(
+                    f"{where}.idPattern", "the regular expression is nested too deeply"
+                ) from None
             selector["idPattern"] = pattern
         selector["type"] = _map_type_selection(type_text, context.expand_term)
         selectors.append(selector)
@@ -275,15 +280,25 @@ class NotificationHosts:
 
     allow: tuple[str, ...] | None = None
     bind_host: str = "127.0.0.1"
+    subject: str = "notifications to"
+    """What is refused, as messages say it (`@context fetches from` for the context store)."""
+    setting: str = "notification_allow_hosts (--notification-allow-host)"
+    """The setting that allows more hosts, as messages name it."""
 
     @classmethod
     def of(
-        cls, allow: Collection[str] | None, *, bind_host: str = "127.0.0.1"
+        cls,
+        allow: Collection[str] | None,
+        *,
+        bind_host: str = "127.0.0.1",
+        subject: str = "notifications to",
+        setting: str = "notification_allow_hosts (--notification-allow-host)",
     ) -> NotificationHosts:
         """The policy for raw allow-list entries (ValueError for a malformed one)."""
         if allow is None:
-            return cls(None, bind_host)
-        return cls(tuple(dict.fromkeys(allow_host_entry(entry) for entry in allow)), bind_host)
+            return cls(None, bind_host, subject, setting)
+        entries = tuple(dict.fromkeys(allow_host_entry(entry) for entry in allow))
+        return cls(entries, bind_host, subject, setting)
 
     @property
     def bound_to_loopback(self) -> bool:
@@ -300,25 +315,22 @@ class NotificationHosts:
         if self.allow is None:
             if self.bound_to_loopback:
                 return None
-            local = _is_loopback_name(host) or (
-                address is not None
-                and (address.is_loopback or address.is_link_local or address.is_unspecified)
-            )
-            if not local:
+            kind = "loopback" if _is_loopback_name(host) else None
+            if address is not None:
+                kind = local_address_kind(address)
+            if kind is None:
                 return None
             return (
-                f"notifications to host {host!r} (a loopback, link-local or unspecified "
-                f"address) are not allowed: the broker listens on {self.bind_host}, and while "
-                "the setting notification_allow_hosts is unset it notifies only other hosts; "
-                "name this host in notification_allow_hosts (--notification-allow-host) to "
-                "allow it"
+                f"{self.subject} host {host!r} (a {kind} address) are not allowed: "
+                f"the broker listens on {self.bind_host}, and while the setting "
+                f"{self.setting} is unset only other hosts are called; name this host in "
+                f"{self.setting} to allow it"
             )
         if self._listed(host, address):
             return None
         return (
-            f"notifications to host {host!r} are not allowed by the broker setting "
-            f"notification_allow_hosts (--notification-allow-host), which allows "
-            f"{', '.join(self.allow) or 'no host'}"
+            f"{self.subject} host {host!r} are not allowed by the broker setting "
+            f"{self.setting}, which allows {', '.join(self.allow) or 'no host'}"
         )
 
     def _listed(self, host: str, address: IpAddress | None) -> bool:
@@ -340,6 +352,29 @@ class NotificationHosts:
             elif entry == name or any(str(a) == entry for a in addresses):
                 return True
         return False
+
+    @property
+    def checks_addresses(self) -> bool:
+        """Whether the addresses a name resolves to matter (`connect_problem`): under the
+        default rule of a broker off loopback."""
+        return self.allow is None and not self.bound_to_loopback
+
+    def connect_problem(self, host: str, address: IpAddress) -> str | None:
+        """Why a connection to `host`, resolved to `address` when it is made, is refused (an
+        `ngsi._outbound.AddressCheck`). Under the default rule of a broker off loopback a name
+        that resolves to a local address is refused; a host the allow-list names is trusted
+        wherever it resolves (its name was checked when the subscription was made)."""
+        problem = self.problem(host)
+        if problem is not None or self.allow is not None or self.bound_to_loopback:
+            return problem
+        kind = local_address_kind(address)
+        if kind is None:
+            return None
+        return (
+            f"host {host!r} resolves to {address}, a {kind} address, which the broker on "
+            f"{self.bind_host} does not call while {self.setting} is unset; name the host in "
+            f"{self.setting} to allow it"
+        )
 
     def check(self, uri: str) -> None:
         """Raise BadRequestData naming the host and the setting when `uri` may not be notified."""

@@ -8,7 +8,10 @@ stored (expanded, with observedAt, unitCode, datasetId, sub-attributes and syste
 with an `instanceId` (`urn:ngsi-ld:attribute:instance:<file>-<change>-<position>`, stable for
 as long as the instance is kept). Deleting an entity deletes its history, as the ETSI
 conformance suite expects by default (`keep_deleted=True` keeps it). A retention (a default and
-per entity type) removes instances whose observedAt (else the time they were recorded) is older.
+per entity type) removes instances whose observedAt (else the time they were recorded) is older;
+an entity left without instances leaves the history. The retention reaches every tenant with a
+history file, also those not written to since the broker started. An entity the current-state
+retention expires (`History.spare`, see `ngsi.broker._retention`) keeps its history.
 
 Storage: one row per recorded change of an entity, holding the instances it wrote as one JSON
 document, indexed by (entity, order): writing costs one small row per entity change, and a
@@ -341,6 +344,7 @@ class History:
         self._enqueued = 0
         self._written = 0
         self._recorded: tuple[datetime, str] | None = None
+        self._spared: set[tuple[str | None, str]] = set()
         self.dropped = 0
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -377,6 +381,23 @@ class History:
                 found = self._tenants[tenant] = _TenantHistory(path)
             return found
 
+    def tenants(self) -> list[str | None]:
+        """The tenants that have a history file (None: the default tenant), also those not
+        opened since the broker started."""
+        found: list[str | None] = list(self._tenants)
+        if self.folder.is_dir():
+            for path in sorted(self.folder.glob("*.sqlite")):
+                name: str | None
+                if path.name == "default.sqlite":
+                    name = None
+                elif path.name.startswith("tenant-"):
+                    name = path.name[len("tenant-") : -len(".sqlite")]
+                else:
+                    continue
+                if name not in found:
+                    found.append(name)
+        return found
+
     # --- recording ------------------------------------------------------------------------
 
     def entity_changed(self, change: EntityChange) -> None:
@@ -403,6 +424,13 @@ class History:
                     log.warning("history queue full: %d entity changes not recorded", self.dropped)
         except Exception:
             log.exception("queuing entity changes for the history failed")
+
+    def spare(self, tenant: str | None, entity_ids: Sequence[str]) -> None:
+        """Keep the history of these entities when their deletion comes (the current-state
+        retention expires entities; their history follows its own retention). Call it before
+        the deletion is committed; each id is spared once."""
+        with self._lock:
+            self._spared.update((tenant, entity_id) for entity_id in entity_ids)
 
     def caught_up(self, *, timeout: float = 1.0) -> None:
         """Wait (at most `timeout` s) until everything queued before this call is written."""
@@ -472,7 +500,10 @@ class History:
         """Update the entity index for `change` and add its row (the instances it wrote)."""
         entity_id = change.entity_id
         if change.kind == "deleted":
-            if not self.keep_deleted:
+            with self._lock:
+                spared = (change.tenant, entity_id) in self._spared
+                self._spared.discard((change.tenant, entity_id))
+            if not self.keep_deleted and not spared:
                 _forget(history, entity_id)
             return
         after = change.after
@@ -556,7 +587,7 @@ class History:
             return 0
         now = now or datetime.now(UTC)
         removed = 0
-        for tenant in list(self._tenants):
+        for tenant in self.tenants():
             history = self._tenant(tenant, create=False)
             if history is None:
                 continue
@@ -584,6 +615,7 @@ class History:
                             f"entity NOT IN ({of_type.format(marks)})" if special else "1",
                             special,
                         )
+                    _drop_empty_entities(history)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
@@ -844,6 +876,21 @@ def _forget(history: _TenantHistory, entity_id: str) -> bool:
     conn.execute("DELETE FROM entity WHERE entity_id = ?", (entity_id,))
     conn.execute("DELETE FROM entity_type WHERE entity_id = ?", (entity_id,))
     return True
+
+
+def _drop_empty_entities(history: _TenantHistory) -> None:
+    """Forget the entities the retention left without any instance (a temporal query no
+    longer lists them; a later change indexes them again)."""
+    conn = history.conn
+    empty = [
+        str(row[0])
+        for row in conn.execute(
+            "SELECT entity_id FROM entity WHERE NOT EXISTS "
+            "(SELECT 1 FROM change WHERE change.entity = entity.first_seq)"
+        )
+    ]
+    for entity_id in empty:
+        _forget(history, entity_id)
 
 
 def _purge_rows(history: _TenantHistory, cutoff: str, where: str, params: list[Any]) -> int:

@@ -60,6 +60,9 @@ def test_serve_applies_the_notification_allow_list(tmp_path: Path) -> None:
         (["--history-retention-days", "-3"], "history_retention_days"),
         (["--history-retention-days-by-type", "AirQualityObserved=30"], "expanded type IRI"),
         (["--history-retention-days-by-type", f"{AQO}=soon"], "TYPE=DAYS"),
+        (["--state-retention-days", "0"], "state_retention_days"),
+        (["--state-retention-days-by-type", "AirQualityObserved=30"], "expanded type IRI"),
+        (["--retention-interval", "0"], "retention_interval"),
     ],
 )
 def test_bad_option_values_exit_2_naming_the_problem(
@@ -77,3 +80,37 @@ def test_bad_option_values_exit_2_naming_the_problem(
     output = " ".join(result.stderr.replace("│", " ").split())
     assert message in output
     assert "Traceback" not in result.stderr
+
+
+ENVIRONMENT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
+
+
+def test_smart_data_models_are_understood_offline_unless_switched_off(tmp_path: Path) -> None:
+    link = (
+        f'<{ENVIRONMENT}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    )
+    entity = {
+        "id": "urn:ngsi-ld:AirQualityObserved:mitte-01",
+        "type": "AirQualityObserved",
+        "NO2": {"type": "Property", "value": 41.5, "unitCode": "GQ"},
+    }
+    broker = start_broker_process(tmp_path / "data")
+    try:
+        with httpx.Client(base_url=broker.url + "/ngsi-ld/v1", timeout=10) as http:
+            created = http.post("/entities", json=entity, headers={"Link": link})
+            assert created.status_code == 201, created.text
+            found = http.get(f"/entities/{entity['id']}", headers={"Link": link}).json()
+            assert found["type"] == "AirQualityObserved"
+            assert found["NO2"]["value"] == 41.5
+            expanded = http.get(f"/entities/{entity['id']}").json()
+            assert expanded["type"] == AQO
+    finally:
+        broker.stop()
+    bare = start_broker_process(tmp_path / "bare", "--no-model-contexts")
+    try:
+        with httpx.Client(base_url=bare.url + "/ngsi-ld/v1", timeout=10) as http:
+            refused = http.post("/entities", json=entity, headers={"Link": link})
+            assert refused.status_code == 503
+            assert refused.json()["type"].endswith("LdContextNotAvailable")
+    finally:
+        bare.stop()

@@ -478,6 +478,40 @@ def test_status_counters_after_success_and_failure(
     rx.none_within(0.3)
 
 
+def test_a_failed_attempt_shows_at_once_and_a_successful_retry_clears_it(
+    tmp_path_factory: pytest.TempPathFactory, rx: Receiver, kind: str
+) -> None:
+    with running_broker(tmp_path_factory.mktemp("slow"), retry_delays=(1.5,)) as slow:
+        slow.create_entity(sensor(kind))
+        sid = slow.subscribe(subscription(kind, rx))
+        rx.status = 503
+        set_temperature(slow, kind, 1)
+        rx.wait(1)
+        deadline = time.monotonic() + 1
+        while True:
+            retrying = slow.client.get(f"{API}/subscriptions/{sid}").json()["notification"]
+            if retrying.get("status") == "failed" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert retrying["status"] == "failed"
+        assert "lastFailure" in retrying
+        assert retrying.get("timesSent", 0) == 0
+        assert "timesFailed" not in retrying
+        rx.status = 200
+        (delivered,) = rx.wait(1, timeout=4)
+        assert delivered.body["data"][0]["temperature"]["value"] == 1
+        deadline = time.monotonic() + 2
+        while True:
+            done = slow.client.get(f"{API}/subscriptions/{sid}").json()["notification"]
+            if done.get("status") == "ok" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert done["status"] == "ok"
+        assert done["timesSent"] == 1
+        assert "timesFailed" not in done
+        assert done["lastSuccess"] > done["lastFailure"]
+
+
 def test_client_errors_are_not_retried(broker: RunningBroker, rx: Receiver, kind: str) -> None:
     broker.create_entity(sensor(kind))
     broker.subscribe(subscription(kind, rx))
