@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/agent.py [--devices 10000] [--rate 5000] [--seconds 20]
                                          [--runs 3] [--qos 0|1] [--no-archive]
+                                         [--broker-batch 1000]
+                                         [--in-process]
+                                         [--save FILE.json] [--compare FILE.json]
 
 Every component runs as its own process: Mosquitto, the embedded NGSI-LD broker (`drehscheibe
 broker serve`) and the agent (`drehscheibe agent run -c ...`). The benchmark registers
@@ -20,6 +23,17 @@ one warm-up round. It prints, per run and as the median over the runs:
   (read back with `options=sysAttrs`);
 * the agent's peak memory (VmHWM).
 
+`--in-process` measures the agent's own stages without Mosquitto and without its threads: the
+pipeline (`Pipeline.process`: parse, dedup, registry, codec, mapping, outbox commit, archive)
+and the sender (`Sender.run_once`: lease, upsert to the broker, end of the lease) run in this
+process on the same uplinks, and each is timed by this thread's CPU clock, batch by batch. On a
+shared, loaded machine these figures vary far less than the end-to-end ones; they leave out
+the MQTT client (paho) and the agent's idle threads. The pipeline's figure of a run is the mean
+over its batches (the garbage collector's long pauses fall into a few of them).
+
+`--save` writes the medians to a JSON file; `--compare` reads such a file (an earlier run, say
+before a change) and prints each median's ratio to it.
+
 The load generator writes MQTT packets on a raw socket (QoS 0, or QoS 1 reading PUBACKs), so it
 costs little CPU next to the agent. All processes share the machine's cores: the figures are what
 the agent achieves beside its broker and Mosquitto, not alone.
@@ -29,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import random
 import shutil
@@ -358,7 +373,7 @@ def agent_document(
             "tenant": tenant,
             "profile": "embedded",
             "timeout": 30,
-            "batch_size": 1000,
+            "batch_size": args.broker_batch,
         },
         "http": {"host": "127.0.0.1", "port": http_port},
         "sources": [
@@ -508,6 +523,135 @@ def one_run(
     )
 
 
+def in_process(
+    work: Path,
+    *,
+    broker_url: str,
+    broker_pid: int,
+    tenant: str,
+    args: Any,
+    templates: list[Template],
+    frames: list[str],
+    f_cnt: list[int],
+) -> None:
+    """The `--in-process` figures: pipeline and sender CPU per uplink, batch by batch."""
+    from agents.delivery import Backoff, NgsiSink, Outbox, Sender, UplinkArchive
+    from agents.runtime import AgentConfig, Message, MessageQueue, Pipeline, _pipeline, source_info
+    from agents.runtime._devices import build_mapper
+    from ngsi import Client
+
+    document = agent_document(
+        work / "agent", broker_url=broker_url, tenant=tenant, mqtt_port=1, http_port=1, args=args
+    )
+    config = AgentConfig.from_mapping(document)
+    config.agent.data_dir.mkdir(parents=True, exist_ok=True)
+    batch = config.pipeline.batch_size
+    with (
+        Client(broker_url, tenant=tenant, profile="embedded", timeout=60) as client,
+        Outbox(config.outbox_path) as outbox,
+    ):
+        archive = (
+            UplinkArchive(config.archive_path, level=config.archive.level)
+            if config.archive.enabled
+            else None
+        )
+        mapper = build_mapper(config, client=client)
+        try:
+            mapper.resync()
+            sender = Sender(
+                outbox, NgsiSink(client), batch_size=config.broker.batch_size, backoff=Backoff()
+            )
+            info = source_info(config.sources[0], default_tenant=tenant)
+            pipeline = Pipeline(MessageQueue(1), outbox, mapper, archive=archive, batch_size=batch)
+
+            def messages(count: int) -> list[Message]:
+                out: list[Message] = []
+                at = now_text()
+                for index in range(count):
+                    device = index % len(templates)
+                    f_cnt[device] += 1
+                    tpl = templates[device]
+                    body = tpl.render(at, f_cnt[device], frames[f_cnt[device] % len(frames)])
+                    out.append(
+                        Message(source=info, payload=body, received_at=time.time(), topic=tpl.topic)
+                    )
+                return out
+
+            def drain() -> tuple[float, int]:
+                started = time.thread_time()
+                while sender.run_once().leased:
+                    pass
+                return time.thread_time() - started, outbox.depth
+
+            warm = messages(len(templates))
+            for start in range(0, len(warm), batch):
+                pipeline.process(warm[start : start + batch])
+            drain()
+            tune_gc = getattr(_pipeline, "tune_gc", None)  # (an agent from before it)
+            if tune_gc is not None:
+                tune_gc()  # as `Pipeline.start` does in the agent
+            count = max(batch, int(args.rate * args.seconds) // batch * batch)
+            print(f"{args.runs} runs of {count} uplinks in batches of {batch}", flush=True)
+            pipe_runs: list[float] = []
+            send_runs: list[float] = []
+            for run in range(args.runs):
+                todo = messages(count)
+                per_batch: list[float] = []
+                for start in range(0, count, batch):
+                    chunk = todo[start : start + batch]
+                    began = time.thread_time()
+                    pipeline.process(chunk)
+                    per_batch.append((time.thread_time() - began) / len(chunk) * 1000)
+                broker0 = cpu_seconds(broker_pid)
+                spent, left = drain()
+                broker_ms = (cpu_seconds(broker_pid) - broker0) / count * 1000
+                if left:
+                    raise RuntimeError(f"{left} entities stayed in the outbox")
+                pipe = statistics.fmean(per_batch)  # the mean: collections land in few batches
+                send = spent / count * 1000
+                pipe_runs.append(pipe)
+                send_runs.append(send)
+                print(
+                    f"  run {run + 1}: pipeline {pipe:.3f} ms/uplink (mean of "
+                    f"{len(per_batch)} batches, median {statistics.median(per_batch):.3f}, best "
+                    f"{min(per_batch):.3f}), sender "
+                    f"{send:.3f} ms/uplink, together {pipe + send:.3f}; broker CPU "
+                    f"{broker_ms:.3f} ms/uplink",
+                    flush=True,
+                )
+            pipe = statistics.median(pipe_runs)
+            send = statistics.median(send_runs)
+            print(
+                f"median of {args.runs}: pipeline {pipe:.3f} + sender {send:.3f} = "
+                f"{pipe + send:.3f} ms of agent CPU per uplink (without MQTT)"
+            )
+            figures = {
+                "pipeline_cpu_ms_per_uplink": pipe,
+                "sender_cpu_ms_per_uplink": send,
+                "agent_cpu_ms_per_uplink": pipe + send,
+                "runs": args.runs,
+                "settings": {"devices": len(templates), "uplinks": count, "in_process": True},
+            }
+            if args.save is not None:
+                args.save.write_text(json.dumps(figures, indent=2) + "\n")
+            if args.compare is not None:
+                print_ratios(figures, args.compare)
+        finally:
+            mapper.close()
+            if archive is not None:
+                archive.close()
+
+
+def print_ratios(figures: dict[str, Any], path: Path) -> None:
+    """Each figure's ratio to the same figure in an earlier `--save` file."""
+    earlier = json.loads(path.read_text())
+    print(f"ratios to {path} (now / then):")
+    for key, value in figures.items():
+        then = earlier.get(key)
+        if isinstance(value, float) and isinstance(then, int | float) and then:
+            print(f"  {key}: {value:.3f} / {then:.3f} = {value / then:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=10_000)
@@ -516,7 +660,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--qos", type=int, choices=(0, 1), default=0)
     parser.add_argument("--no-archive", action="store_true", help="do not archive raw uplinks")
+    parser.add_argument(
+        "--broker-batch",
+        type=int,
+        default=1000,
+        help="entities the sender leases per pass (the agent's broker.batch_size)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="time the pipeline and the sender in this process (no MQTT, thread CPU clock)",
+    )
+    parser.add_argument("--save", type=Path, help="write the medians to this JSON file")
+    parser.add_argument("--compare", type=Path, help="print ratios to the medians in this file")
     args = parser.parse_args()
 
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -576,6 +733,18 @@ def main() -> None:
                 f"QoS {args.qos}, archive {'off' if args.no_archive else 'on'}",
                 flush=True,
             )
+            if args.in_process:
+                in_process(
+                    work,
+                    broker_url=broker_url,
+                    broker_pid=broker.pid,
+                    tenant=tenant,
+                    args=args,
+                    templates=templates,
+                    frames=frames,
+                    f_cnt=f_cnt,
+                )
+                return
             for run in range(args.runs):
                 result = one_run(
                     work,
@@ -616,6 +785,28 @@ def main() -> None:
             f"peak memory {statistics.median(r.peak_mib for r in results):.0f} MiB"
         )
         print("targets: >= 5000 uplinks/s sustained, <= 0.1 ms agent CPU per uplink")
+        medians = {
+            "uplinks_per_second": statistics.median(r.rate for r in results),
+            "agent_cpu_ms_per_uplink": statistics.median(r.cpu_ms_per_uplink for r in results),
+            "broker_cpu_ms_per_uplink": statistics.median(
+                r.broker_cpu_ms_per_uplink for r in results
+            ),
+            "latency_p50_ms": statistics.median(r.p50 for r in results) * 1000,
+            "latency_p99_ms": statistics.median(r.p99 for r in results) * 1000,
+            "peak_memory_mib": statistics.median(r.peak_mib for r in results),
+            "runs": len(results),
+            "settings": {
+                "devices": args.devices,
+                "rate": args.rate,
+                "seconds": args.seconds,
+                "qos": args.qos,
+                "archive": not args.no_archive,
+            },
+        }
+        if args.save is not None:
+            args.save.write_text(json.dumps(medians, indent=2) + "\n")
+        if args.compare is not None:
+            print_ratios(medians, args.compare)
 
 
 if __name__ == "__main__":

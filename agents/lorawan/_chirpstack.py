@@ -46,6 +46,7 @@ from agents.lorawan._fields import (
 from agents.lorawan._topics import Topic, parse_chirpstack_v3_topic, parse_chirpstack_v4_topic
 from agents.lorawan._uplink import (
     DownlinkEvent,
+    GatewayReception,
     JoinEvent,
     Location,
     LocationEvent,
@@ -54,6 +55,7 @@ from agents.lorawan._uplink import (
     Source,
     StatusEvent,
     Uplink,
+    from_checked,
 )
 
 __all__ = [
@@ -191,7 +193,9 @@ def _v4_uplink(body: JsonObject, ids: _Ids) -> Uplink:
     lora = lora or {}
     lp = "txInfo.modulation.lora"
     try:
-        return Uplink.model_validate(
+        # every value below comes from a field reader that checked it: no second validation
+        return from_checked(
+            Uplink,
             {
                 "source": "chirpstack-v4",
                 "dev_eui": ids.dev_eui,
@@ -206,7 +210,7 @@ def _v4_uplink(body: JsonObject, ids: _Ids) -> Uplink:
                 "adr": opt_bool(body, "adr", "") or False,
                 "decoded": decoded,
                 "received_at": opt_time(body, "time", "", warnings),
-                "gateway_time": _earliest(g["time"] for g in gateways),
+                "gateway_time": _earliest(g.time for g in gateways),
                 "gateways": gateways,
                 "frequency": opt_int(tx, "frequency", "txInfo"),
                 "modulation": kind,
@@ -219,14 +223,14 @@ def _v4_uplink(body: JsonObject, ids: _Ids) -> Uplink:
                 "tags": ids.tags,
                 "deduplication_id": opt_str(body, "deduplicationId", ""),
                 "warnings": tuple(warnings),
-            }
+            },
         )
     except ValidationError as error:
         raise _invalid(error) from None
 
 
-def _v4_gateway(item: object, path: str, warnings: list[str]) -> dict[str, Any]:
-    """The fields of one `GatewayReception`."""
+def _v4_gateway(item: object, path: str, warnings: list[str]) -> GatewayReception:
+    """One `GatewayReception`, from values checked by the field readers."""
     if not isinstance(item, dict):
         raise UplinkError("malformed-message", f"{path}: expected an object", field=path)
     gateway_id = opt_str(item, "gatewayId", path)
@@ -245,15 +249,18 @@ def _v4_gateway(item: object, path: str, warnings: list[str]) -> dict[str, Any]:
     metadata = opt_object(item, "metadata", path)
     if location is None and metadata:
         location = _metadata_location(metadata, f"{path}.metadata", warnings)
-    return {
-        "gateway_id": gateway_id,
-        "gateway_eui": _eui_or_none(gateway_id),
-        "rssi": opt_float(item, "rssi", path),
-        "snr": opt_float(item, "snr", path),
-        "time": opt_time(item, "gwTime", path, warnings),
-        "received_at": opt_time(item, "nsTime", path, warnings),
-        "location": location,
-    }
+    return from_checked(
+        GatewayReception,
+        {
+            "gateway_id": gateway_id,
+            "gateway_eui": _eui_or_none(gateway_id),
+            "rssi": opt_float(item, "rssi", path),
+            "snr": opt_float(item, "snr", path),
+            "time": opt_time(item, "gwTime", path, warnings),
+            "received_at": opt_time(item, "nsTime", path, warnings),
+            "location": from_checked(Location, location) if location is not None else None,
+        },
+    )
 
 
 def _metadata_location(

@@ -45,12 +45,14 @@ from agents.lorawan._topics import parse_tts_topic
 from agents.lorawan._uplink import (
     DownlinkEvent,
     DownlinkEventKind,
+    GatewayReception,
     JoinEvent,
     Location,
     LocationEvent,
     Modulation,
     NetworkEvent,
     Uplink,
+    from_checked,
 )
 
 __all__ = [
@@ -319,7 +321,7 @@ def _uplink(prepared: _Prepared) -> Uplink:
         _gateway(item, f"{_UP}.rx_metadata[{index}]", warnings)
         for index, item in enumerate(opt_list(up, "rx_metadata", _UP))
     )
-    gateway_times = [g["time"] for g in gateways if g["time"] is not None]
+    gateway_times = [g.time for g in gateways if g.time is not None]
     settings_time = opt_time(settings, "time", sp, warnings)
     gateway_time = min(gateway_times) if gateway_times else settings_time
 
@@ -342,7 +344,9 @@ def _uplink(prepared: _Prepared) -> Uplink:
     )
     version_ids = opt_str_map(up, "version_ids", _UP)
     try:
-        return Uplink.model_validate(
+        # every value below comes from a field reader that checked it: no second validation
+        return from_checked(
+            Uplink,
             {
                 "source": "tts",
                 "dev_eui": ids.dev_eui,
@@ -369,13 +373,15 @@ def _uplink(prepared: _Prepared) -> Uplink:
                 "coding_rate": opt_str(lora, "coding_rate", f"{dp}.lora")
                 or opt_str(settings, "coding_rate", sp),
                 "bit_rate": opt_int(fsk, "bit_rate", f"{dp}.fsk") if fsk else None,
-                "device_location": device_location,
+                "device_location": from_checked(Location, device_location)
+                if device_location is not None
+                else None,
                 "version_ids": version_ids or None,
                 "tags": opt_str_map(up, "attributes", _UP),
                 "simulated": opt_bool(body, "simulated", "") or False,
                 "correlation_ids": str_list(body, "correlation_ids", ""),
                 "warnings": tuple(warnings),
-            }
+            },
         )
     except ValidationError as error:
         raise _invalid(error) from None
@@ -387,8 +393,8 @@ def _invalid(error: ValidationError) -> UplinkError:
     return UplinkError("malformed-message", f"{field}: {first['msg']}", field=field)
 
 
-def _gateway(item: object, path: str, warnings: list[str]) -> dict[str, Any]:
-    """The fields of one `GatewayReception`."""
+def _gateway(item: object, path: str, warnings: list[str]) -> GatewayReception:
+    """One `GatewayReception`, from values checked by the field readers."""
     if not isinstance(item, dict):
         raise UplinkError("malformed-message", f"{path}: expected an object", field=path)
     ids = opt_object(item, "gateway_ids", path) or {}
@@ -401,7 +407,7 @@ def _gateway(item: object, path: str, warnings: list[str]) -> dict[str, Any]:
     rssi = opt_float(item, "rssi", path)
     channel_rssi = opt_float(item, "channel_rssi", path)
     location = opt_object(item, "location", path)
-    return {
+    fields: dict[str, Any] = {
         "gateway_id": opt_str(ids, "gateway_id", f"{path}.gateway_ids"),
         "gateway_eui": gateway_eui,
         "rssi": rssi if rssi is not None else channel_rssi,
@@ -415,6 +421,10 @@ def _gateway(item: object, path: str, warnings: list[str]) -> dict[str, Any]:
         if location
         else None,
     }
+    where = fields["location"]
+    if where is not None:
+        fields["location"] = from_checked(Location, where)
+    return from_checked(GatewayReception, fields)
 
 
 def _gateway_eui(obj: JsonObject, key: str, path: str, warnings: list[str]) -> str | None:

@@ -4,6 +4,8 @@ is full, replays, simulated uplinks."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -262,3 +264,29 @@ def test_chirpstack_v3_in_both_marshalers(tmp_path: Path, mapper: DeviceMapper) 
         )
         assert [o.kind for o in report.outcomes] == ["accepted", "accepted"]
         assert [item.f_cnt for item in outbox.items()] == [3, 3, 4, 4]
+
+
+def test_starting_the_pipeline_tunes_the_garbage_collector_once(tmp_path: Path) -> None:
+    # in a process of its own: the collector's settings belong to the whole process
+    script = f"""
+import gc
+from agents.delivery import Outbox
+from agents.runtime import MessageQueue, Pipeline
+from agents.runtime._pipeline import GC_THRESHOLD, tune_gc
+
+assert gc.get_threshold()[0] < GC_THRESHOLD and gc.get_freeze_count() == 0
+kept = [[n] for n in range(1000)]  # alive at start-up: frozen
+with Outbox({str(tmp_path / "outbox.db")!r}) as outbox:
+    pipeline = Pipeline(MessageQueue(10), outbox, None)  # the mapper is not needed to start
+    pipeline.start()
+    pipeline.stop()
+assert gc.get_threshold()[0] == GC_THRESHOLD, gc.get_threshold()
+assert gc.get_freeze_count() >= len(kept)
+assert tune_gc() is False  # once per process
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
