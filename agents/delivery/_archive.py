@@ -215,6 +215,22 @@ class UplinkArchive:
             cursor = conn.execute("DELETE FROM uplink_archive WHERE received_us < ?", (cutoff,))
         return int(cursor.rowcount)
 
+    def erase(self, *, dev_eui: str | Sequence[str]) -> int:
+        """Delete every archived message of these devices (DevEUIs as stored: 16 upper-case
+        hex digits), whatever its age; returns how many were deleted. For erasure requests:
+        retention is `prune`."""
+        devices = [dev_eui] if isinstance(dev_eui, str) else list(dev_eui)
+        deleted = 0
+        with self.db.write() as conn:
+            for start in range(0, len(devices), 500):
+                part = devices[start : start + 500]
+                marks = ",".join("?" * len(part))
+                cursor = conn.execute(
+                    f"DELETE FROM uplink_archive WHERE dev_eui IN ({marks})", part
+                )
+                deleted += int(cursor.rowcount)
+        return deleted
+
     # Reading -----------------------------------------------------------------------------------
 
     def uplinks(

@@ -21,7 +21,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -416,6 +416,34 @@ class DeadLetters:
         with self.db.write() as conn:
             cursor = conn.execute(f"DELETE FROM dead_letters{where}", params)
         return int(cursor.rowcount)
+
+    def prune(self, now: datetime | None = None, *, retention: timedelta) -> int:
+        """Delete the dead letters created more than `retention` before `now` (retention of
+        the store, e.g. once a day); returns how many went."""
+        if retention <= timedelta(0):
+            raise ValueError(f"retention must be positive, got {retention}")
+        cutoff = (to_us(now) if now is not None else now_us()) - (
+            retention // timedelta(microseconds=1)
+        )
+        with self.db.write() as conn:
+            cursor = conn.execute("DELETE FROM dead_letters WHERE created_us < ?", (cutoff,))
+        return int(cursor.rowcount)
+
+    def erase(self, *, dev_eui: str | Sequence[str] = (), entity_ids: Sequence[str] = ()) -> int:
+        """Delete every dead letter of these devices (by DevEUI) or about these entities (by
+        entity id), whatever its age or reason; returns how many went. For erasure requests."""
+        devices = [dev_eui] if isinstance(dev_eui, str) else list(dev_eui)
+        deleted = 0
+        with self.db.write() as conn:
+            for column, values in (("dev_eui", devices), ("entity_id", list(entity_ids))):
+                for start in range(0, len(values), 500):
+                    part = values[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    cursor = conn.execute(
+                        f"DELETE FROM dead_letters WHERE {column} IN ({marks})", part
+                    )
+                    deleted += int(cursor.rowcount)
+        return deleted
 
     def take_for_replay(
         self,
