@@ -45,6 +45,7 @@ from agents.codecs._javascript import (
     JavaScriptCodec,
     load_device_repository_codec,
 )
+from agents.codecs._js_prelude import BUFFER_SHIM
 from agents.codecs._network_server import NetworkServerCodec, NetworkServerConfig
 from agents.codecs._registry import (
     CodecFactory,
@@ -56,6 +57,7 @@ from agents.codecs._registry import (
 )
 
 __all__ = [
+    "BUFFER_SHIM",
     "CAYENNE_ALIASES",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_STACK_LIMIT",

@@ -22,6 +22,15 @@ profile is evaluated: transforms are a fixed set of steps with numbers and table
       attributes:
         batteryLevel: {source: percentage_0, transforms: [{scale: 0.01}, {clamp: {min: 0, max: 1}}]}
 
+`downlink` (optional) names the encoder for downlinks and the commands devices understand,
+each written as a Device attribute of that name and relayed by the agent (see `agents.downlink`):
+
+    downlink:
+      encoder: {name: cayennelpp}
+      commands:
+        setReportingInterval: {f_port: 10, confirmed: true,
+                               encoder: {name: cayennelpp, channel: 1, type: generic}}
+
 Renaming is the mapping itself: each target attribute names the measurement (`source`) it
 comes from, or several, the first present winning (`source: [humidity, relative_humidity_2]`).
 """
@@ -39,8 +48,13 @@ __all__ = [
     "AttributeSpec",
     "Clamp",
     "CodecSpec",
+    "CommandName",
+    "CommandSpec",
     "DeviceProfile",
     "DeviceSpec",
+    "DownlinkEncoderSpec",
+    "DownlinkPriority",
+    "DownlinkSpec",
     "EntitySpec",
     "LocationSpec",
     "MapValues",
@@ -308,6 +322,94 @@ class CodecSpec(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
+DownlinkPriority = Literal[
+    "LOWEST", "LOW", "BELOW_NORMAL", "NORMAL", "ABOVE_NORMAL", "HIGH", "HIGHEST"
+]
+"""The Things Stack's downlink priorities (ChirpStack has none and ignores it)."""
+
+
+class DownlinkEncoderSpec(BaseModel):
+    """How a downlink's data becomes its payload bytes.
+
+    `name`: `cayennelpp` (flat measurement names such as `analog_out_1`, or one scalar sent as
+    `type` on `channel`), `javascript` (a TTN Device Repository `encodeDownlink`: `file` is a
+    script, `codec` a codec YAML with a `downlinkEncoder` section; without either, the profile's
+    own JavaScript codec file), or `hex` (the data is the payload as hex text). Relative paths
+    resolve next to the profile.
+    """
+
+    model_config = _FROZEN
+
+    name: Literal["cayennelpp", "javascript", "hex"]
+    channel: int | None = Field(default=None, ge=0, le=255)
+    type: str | int | None = None
+    file: str | None = None
+    codec: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DownlinkEncoderSpec:
+        if (self.channel is None) != (self.type is None):
+            raise ValueError("a cayennelpp encoder for one value needs both channel and type")
+        if self.channel is not None and self.name != "cayennelpp":
+            raise ValueError(f"channel and type apply to cayennelpp, not to {self.name}")
+        if (self.file is not None or self.codec is not None) and self.name != "javascript":
+            raise ValueError(f"file and codec apply to javascript, not to {self.name}")
+        if self.file is not None and self.codec is not None:
+            raise ValueError("give one of file (a script) and codec (a codec YAML)")
+        return self
+
+
+_DEVICE_ATTRIBUTES = frozenset(
+    {
+        "id", "type", "devEUI", "name", "description", "profile", "measuringPoint", "location",
+        "owner", "refDeviceModel", "deviceState", "dateInstalled", "dateFirstUsed",
+        "dateDecommissioned", "dateLastCalibration", "calibration", "controlledProperty",
+        "deviceCategory", "supportedProtocol", "batteryLevel", "rssi", "snr", "devAddr",
+        "dateLastJoin", "dateLastValueReported", "solvedLocation", "margin", "value",
+        "locationHistory", "tags", "health", "category", "source", "dataProvider",
+    }
+)  # fmt: skip
+
+CommandName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{0,127}$")]
+"""A command's name: the Device attribute it is written as."""
+
+
+class CommandSpec(BaseModel):
+    """A command admins or other systems send by writing an attribute of the same name on the
+    Device entity: its value is encoded (with `encoder`, else the profile's downlink encoder)
+    and sent on `f_port` (1-223; without it, the port the encoder chooses)."""
+
+    model_config = _FROZEN
+
+    description: str = ""
+    f_port: int | None = Field(default=None, ge=1, le=223)
+    confirmed: bool = False
+    priority: DownlinkPriority = "NORMAL"
+    encoder: DownlinkEncoderSpec | None = None
+
+
+class DownlinkSpec(BaseModel):
+    """`downlink`: the profile's default encoder (for `devices downlink --json`) and the
+    commands its devices understand (attribute names on the Device entity)."""
+
+    model_config = _FROZEN
+
+    encoder: DownlinkEncoderSpec | None = None
+    f_port: int | None = Field(default=None, ge=1, le=223)
+    commands: dict[CommandName, CommandSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_device_attributes(self) -> DownlinkSpec:
+        taken = sorted(set(self.commands) & _DEVICE_ATTRIBUTES)
+        if taken:
+            raise ValueError(
+                f"command {', '.join(taken)} would be an attribute the Device entity has for "
+                "another purpose (every change of it would send a downlink); choose a verb such "
+                "as setReportingInterval"
+            )
+        return self
+
+
 class DeviceProfile(BaseModel):
     """A device profile (see the module docstring).
 
@@ -329,6 +431,7 @@ class DeviceProfile(BaseModel):
     location: LocationSpec | None = None
     entities: tuple[EntitySpec, ...] = Field(min_length=1)
     device: DeviceSpec = Field(default_factory=DeviceSpec)
+    downlink: DownlinkSpec | None = None
 
     path: Path | None = Field(default=None, exclude=True)
     builtin: bool = Field(default=False, exclude=True)

@@ -8,7 +8,8 @@
     registry.apply_notification(body)                   # from the agent's HTTP endpoint
 
 A registration (`RegisteredDevice`) is DevEUI, name, profile, measuring point, location, owner,
-`refDeviceModel`, lifecycle (`deviceState`, `dateInstalled`) and calibration; it lives in the
+`refDeviceModel`, lifecycle (`deviceState`, `dateInstalled`, `dateFirstUsed`,
+`dateDecommissioned`, the places it was installed), and calibration; it lives in the
 broker (design decision 1) and in the agent's SQLite cache. Network-server keys are never part
 of it.
 """
@@ -21,6 +22,7 @@ from agents.registry._device import (
     DeviceAlreadyRegistered,
     DeviceNotRegistered,
     DeviceState,
+    Placement,
     RegisteredDevice,
     RegistryError,
     device_entity_id,
@@ -32,6 +34,14 @@ from agents.registry._import import (
     parse_device_list,
     parse_point,
 )
+from agents.registry._network import (
+    API_KEY_ENV,
+    NetworkServerKind,
+    devices_from_chirpstack,
+    devices_from_tts,
+    read_api_key,
+    read_network_server,
+)
 from agents.registry._registry import (
     DEFAULT_SUBSCRIPTION_NAME,
     NOTIFICATION_TRIGGERS,
@@ -40,11 +50,13 @@ from agents.registry._registry import (
     ProfileLookup,
     Registry,
     ResyncReport,
+    SwapReport,
     UnknownDevice,
     UnknownDevicePolicy,
 )
 
 __all__ = [
+    "API_KEY_ENV",
     "DEFAULT_SUBSCRIPTION_NAME",
     "DEVICE_CONTEXT",
     "NOTIFICATION_TRIGGERS",
@@ -56,17 +68,24 @@ __all__ = [
     "DeviceState",
     "ImportProblem",
     "ImportReport",
+    "NetworkServerKind",
     "NotificationReport",
     "ParsedImport",
+    "Placement",
     "ProfileLookup",
     "RegisteredDevice",
     "Registry",
     "RegistryError",
     "ResyncReport",
+    "SwapReport",
     "UnknownDevice",
     "UnknownDevicePolicy",
     "device_entity_id",
+    "devices_from_chirpstack",
+    "devices_from_tts",
     "format_of",
     "parse_device_list",
     "parse_point",
+    "read_api_key",
+    "read_network_server",
 ]

@@ -15,6 +15,10 @@ the registry watches exactly them, `REGISTRY_ATTRIBUTES`):
 | `refDeviceModel` | its `DeviceModel` (Relationship) |
 | `deviceState` | lifecycle: active, unprovisioned, maintenance, inactive, decommissioned |
 | `dateInstalled` | when it was installed |
+| `dateFirstUsed` | its first uplink's receive time (written once, by the agent) |
+| `dateDecommissioned` | when it left service for good (project attribute, not in the SDM) |
+| `locationHistory` | where it was installed since when: `[{longitude, latitude, validFrom}]` |
+| `tags` | the network server's tags or attributes of the device (imported), `{key: text}` |
 | `calibration` | per-attribute offset and scale with a validity period; `dateLastCalibration` |
 | `controlledProperty` | what it measures (from the profile) |
 | `deviceCategory`, `supportedProtocol` | `sensor` (or the profile's), `lora` |
@@ -54,6 +58,7 @@ __all__ = [
     "DeviceAlreadyRegistered",
     "DeviceNotRegistered",
     "DeviceState",
+    "Placement",
     "RegisteredDevice",
     "RegistryError",
     "device_entity_id",
@@ -78,6 +83,10 @@ REGISTRY_ATTRIBUTES: tuple[str, ...] = (
     "refDeviceModel",
     "deviceState",
     "dateInstalled",
+    "dateFirstUsed",
+    "dateDecommissioned",
+    "locationHistory",
+    "tags",
     "calibration",
     "dateLastCalibration",
     "controlledProperty",
@@ -168,6 +177,54 @@ class Calibration(BaseModel):
         return out
 
 
+class Placement(BaseModel):
+    """Where a device was installed from `valid_from` on (until the next placement's start).
+
+    `location` is a GeoJSON Point. On the wire (the Device's `locationHistory`) it is
+    `{longitude, latitude[, altitude], validFrom}`: plain numbers, so that every broker keeps
+    it as it was written.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    location: dict[str, Any]
+    valid_from: UtcDatetime | None = Field(default=None, alias="validFrom")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_wire(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "location" not in data and "longitude" in data:
+            coordinates = [data.get("longitude"), data.get("latitude")]
+            if data.get("altitude") is not None:
+                coordinates.append(data["altitude"])
+            rest = {k: v for k, v in data.items() if k not in ("longitude", "latitude", "altitude")}
+            return {**rest, "location": {"type": "Point", "coordinates": coordinates}}
+        return data
+
+    @field_validator("location")
+    @classmethod
+    def _point(cls, value: dict[str, Any]) -> dict[str, Any]:
+        coordinates = value.get("coordinates")
+        if (
+            value.get("type") != "Point"
+            or not isinstance(coordinates, list)
+            or len(coordinates) not in (2, 3)
+            or not all(isinstance(c, int | float) for c in coordinates)
+        ):
+            raise ValueError(f"a placement is a GeoJSON Point, not {value!r}")
+        return value
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object stored in `locationHistory`."""
+        coordinates = self.location["coordinates"]
+        out: dict[str, Any] = {"longitude": coordinates[0], "latitude": coordinates[1]}
+        if len(coordinates) > 2:
+            out["altitude"] = coordinates[2]
+        if self.valid_from is not None:
+            out["validFrom"] = format_datetime(self.valid_from)
+        return out
+
+
 def _measuring_point(value: object) -> object:
     if not isinstance(value, str):
         return value
@@ -199,6 +256,10 @@ class RegisteredDevice(BaseModel):
     device_model: str | None = None
     state: DeviceState = "active"
     date_installed: UtcDatetime | None = None
+    date_first_used: UtcDatetime | None = None
+    date_decommissioned: UtcDatetime | None = None
+    placements: tuple[Placement, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
     calibration: tuple[Calibration, ...] = ()
     controlled_property: tuple[str, ...] = ()
     device_category: tuple[str, ...] = ("sensor",)
@@ -227,6 +288,14 @@ class RegisteredDevice(BaseModel):
             return value
         return f"{_URN_PREFIX}DeviceModel:{value}"
 
+    @field_validator("placements")
+    @classmethod
+    def _placements_in_order(cls, value: tuple[Placement, ...]) -> tuple[Placement, ...]:
+        def start(item: Placement) -> float:
+            return item.valid_from.timestamp() if item.valid_from is not None else float("-inf")
+
+        return tuple(sorted(value, key=start))
+
     @model_validator(mode="after")
     def _defaults(self) -> RegisteredDevice:
         object.__setattr__(
@@ -251,6 +320,17 @@ class RegisteredDevice(BaseModel):
         """The id of the observation entity of `entity_type` this device feeds."""
         base = f"{_URN_PREFIX}{entity_type}:{self.point}"
         return base if id_suffix is None else f"{base}:{id_suffix}"
+
+    def location_at(self, at: datetime) -> dict[str, Any] | None:
+        """Where the device was at `at`: the last placement that started at or before `at`
+        (the first one for an earlier time), else the registered `location`."""
+        if not self.placements:
+            return self.location
+        found = self.placements[0]
+        for placement in self.placements:
+            if placement.valid_from is None or placement.valid_from <= at:
+                found = placement
+        return found.location
 
     @property
     def maps_uplinks(self) -> bool:
@@ -298,6 +378,14 @@ class RegisteredDevice(BaseModel):
         prop("deviceState", self.state)
         if self.date_installed is not None:
             prop("dateInstalled", _typed(self.date_installed))
+        if self.date_first_used is not None:
+            prop("dateFirstUsed", _typed(self.date_first_used))
+        if self.date_decommissioned is not None:
+            prop("dateDecommissioned", _typed(self.date_decommissioned))
+        if self.placements:
+            prop("locationHistory", [item.to_wire() for item in self.placements])
+        if self.tags:
+            prop("tags", dict(self.tags))
         if self.calibration:
             prop("calibration", [item.to_wire() for item in self.calibration])
             starts = [item.valid_from for item in self.calibration if item.valid_from is not None]
@@ -328,6 +416,10 @@ class RegisteredDevice(BaseModel):
         calibration = values.get("calibration") or []
         if isinstance(calibration, dict):
             calibration = [calibration]
+        placements = values.get("locationHistory") or []
+        tags = values.get("tags") or {}
+        if isinstance(placements, dict):
+            placements = [placements]
         owner = values.get("owner")
         owners = tuple(str(item) for item in owner) if isinstance(owner, list) else ()
         if isinstance(owner, str) and owner:
@@ -347,6 +439,10 @@ class RegisteredDevice(BaseModel):
                 device_model=_text(values.get("refDeviceModel")),
                 state=values.get("deviceState") or "active",
                 date_installed=values.get("dateInstalled"),
+                date_first_used=values.get("dateFirstUsed"),
+                date_decommissioned=values.get("dateDecommissioned"),
+                placements=tuple(placements),
+                tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {},
                 calibration=tuple(calibration),
                 controlled_property=tuple(values.get("controlledProperty") or ()),
                 device_category=tuple(values.get("deviceCategory") or ("sensor",)),

@@ -43,12 +43,16 @@ from agents.registry._cache import DeviceCache
 from agents.registry._device import (
     DEVICE_CONTEXT,
     REGISTRY_ATTRIBUTES,
+    Calibration,
     DeviceAlreadyRegistered,
     DeviceNotRegistered,
+    DeviceState,
+    Placement,
     RegisteredDevice,
     RegistryError,
 )
-from agents.registry._import import ImportProblem, format_of, parse_device_list
+from agents.registry._import import ImportProblem, ParsedImport, format_of, parse_device_list
+from models import model_info
 from ngsi import (
     AlreadyExists,
     Client,
@@ -70,6 +74,7 @@ __all__ = [
     "ProfileLookup",
     "Registry",
     "ResyncReport",
+    "SwapReport",
     "UnknownDevice",
     "UnknownDevicePolicy",
 ]
@@ -145,6 +150,18 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class SwapReport:
+    """The outcome of `swap`: the old and the new registration, whether the new one was
+    registered by the swap (else updated), and the observation entities whose `refDevice`
+    now names the new device."""
+
+    old: RegisteredDevice
+    new: RegisteredDevice
+    registered: bool
+    observations: tuple[str, ...] = ()
 
 
 class Registry:
@@ -354,6 +371,13 @@ class Registry:
             parsed = parse_device_list(data, format=format_of(file), complete=self._complete_row)
         except ValueError as exc:
             raise RegistryError(f"{file}: {exc}") from None
+        return self.import_devices(parsed, where=str(file))
+
+    def import_devices(self, parsed: ParsedImport, *, where: str) -> ImportReport:
+        """Register or update every device of `parsed` (read from a file or a network server,
+        `where` names it in the problems): new DevEUIs are registered, known ones get the
+        fields the source states. Devices the broker refuses are in `failed` with
+        `parsed.problems`; the others are written."""
         report = ImportReport(failed=list(parsed.problems))
         for device in parsed.devices:
             try:
@@ -371,7 +395,7 @@ class Registry:
                     report.updated.append(device.dev_eui)
             except (RegistryError, NgsiApiError) as exc:
                 report.failed.append(
-                    ImportProblem(where=str(file), message=str(exc), dev_eui=device.dev_eui)
+                    ImportProblem(where=where, message=str(exc), dev_eui=device.dev_eui)
                 )
         return report
 
@@ -383,6 +407,222 @@ class Registry:
         except (KeyError, ValueError) as exc:
             raise ValueError(str(exc)) from None
         return {**record, "controlled_property": list(profile.controlled_property)}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _require(self, dev_eui: str) -> RegisteredDevice:
+        current = self.fetch(dev_eui)
+        if current is None:
+            raise DeviceNotRegistered(f"device {dev_eui} is not registered")
+        return current
+
+    def move(
+        self,
+        dev_eui: str,
+        location: Mapping[str, Any],
+        *,
+        valid_from: datetime | None = None,
+    ) -> RegisteredDevice:
+        """Install the device at `location` (a GeoJSON Point) from `valid_from` on (default:
+        now). The places it was before stay in `locationHistory`, so that readings observed
+        before `valid_from` (late or replayed ones) keep the location they were made at; the
+        registered `location` becomes the newest placement's."""
+        current = self._require(dev_eui)
+        start = valid_from or datetime.now(UTC)
+        placements = list(current.placements)
+        if not placements and current.location is not None:
+            placements.append(Placement.model_validate({"location": current.location}))
+        if any(item.valid_from is not None and item.valid_from >= start for item in placements):
+            raise RegistryError(
+                f"device {dev_eui}: a placement starts at or after {start.isoformat()} already; "
+                "a move must start after the last one"
+            )
+        placements.append(
+            Placement.model_validate({"location": dict(location), "validFrom": start})
+        )
+        newest = placements[-1]
+        return self.update(dev_eui, location=newest.location, placements=tuple(placements))
+
+    def decommission(
+        self,
+        dev_eui: str,
+        *,
+        at: datetime | None = None,
+        remove_entity: bool = False,
+    ) -> RegisteredDevice:
+        """Take the device out of service for good: `deviceState` decommissioned and
+        `dateDecommissioned` (default now); its uplinks and events are no longer accepted.
+        With `remove_entity` its Device entity is deleted too (its observations stay with the
+        measuring point); else its `health` (the fleet check's) is removed. Returns the
+        decommissioned registration."""
+        current = self._require(dev_eui)
+        when = at or datetime.now(UTC)
+        device = self.update(dev_eui, state="decommissioned", date_decommissioned=when)
+        if remove_entity:
+            self.delete(current.dev_eui)
+            return device
+        # a device out of service has no health to watch any more
+        with contextlib.suppress(ResourceNotFound):
+            self._client().delete_attr(device.device_id, "health", context=DEVICE_CONTEXT)
+        return device
+
+    def calibrate(self, dev_eui: str, calibration: Calibration) -> RegisteredDevice:
+        """Add a calibration. An open-ended calibration of the same attribute (and entity
+        type) that started before the new one is closed where the new one starts, so that the
+        validity periods follow each other; one that starts at the same time is replaced."""
+        current = self._require(dev_eui)
+        kept: list[Calibration] = []
+        for item in current.calibration:
+            same = (
+                item.attribute == calibration.attribute
+                and item.entity_type == calibration.entity_type
+            )
+            if same and item.valid_from == calibration.valid_from:
+                continue
+            if (
+                same
+                and item.valid_until is None
+                and calibration.valid_from is not None
+                and (item.valid_from is None or item.valid_from < calibration.valid_from)
+            ):
+                item = item.model_copy(update={"valid_until": calibration.valid_from})
+            kept.append(item)
+        kept.append(calibration)
+        return self.update(dev_eui, calibration=tuple(kept))
+
+    def swap(
+        self,
+        old_eui: str,
+        new_eui: str,
+        *,
+        at: datetime | None = None,
+        old_state: DeviceState = "inactive",
+        new_device: RegisteredDevice | None = None,
+        observation_types: Iterable[tuple[str, str]] = (),
+    ) -> SwapReport:
+        """Replace the sensor `old_eui` by `new_eui` at the old one's measuring point.
+
+        The new device takes over the measuring point and location (registered with the old
+        one's profile, owner and model when it is not registered yet: `new_device` may give
+        its registration), is set active and installed `at` (default now). The old device
+        leaves service (`old_state`: inactive, or decommissioned with `dateDecommissioned`).
+        The observation entities of the measuring point keep their id, hence their history;
+        their `refDevice` is pointed at the new device at once (`observation_types`: the
+        (entity type, @context) pairs to look in; the new device's next uplink would do it
+        otherwise).
+        """
+        if old_eui == new_eui:
+            raise RegistryError(f"cannot swap device {old_eui} with itself")
+        if old_state not in ("inactive", "decommissioned"):
+            raise RegistryError(
+                f"the old device leaves service: its state is inactive or decommissioned, "
+                f"not {old_state}"
+            )
+        old = self._require(old_eui)
+        when = at or datetime.now(UTC)
+        takeover: dict[str, Any] = {
+            "measuring_point": old.point,
+            "location": old.location,
+            "placements": old.placements,
+            "state": "active",
+            "date_installed": when,
+        }
+        existing = self.fetch(new_eui)
+        if existing is None:
+            template = new_device or RegisteredDevice(
+                dev_eui=new_eui,
+                profile=old.profile,
+                owner=old.owner,
+                device_model=old.device_model,
+                name=old.name,
+                description=f"replaced {old.dev_eui} at measuring point {old.point}",
+                state="unprovisioned" if old.profile is None else "active",
+            )
+            if template.dev_eui != new_eui:
+                raise RegistryError(
+                    f"the new registration is for {template.dev_eui}, not {new_eui}"
+                )
+            update = dict(takeover)
+            if template.profile is None and old.profile is not None:
+                update["profile"] = old.profile
+            try:
+                device = RegisteredDevice.model_validate({**template.model_dump(), **update})
+            except ValidationError as exc:
+                raise RegistryError(f"device {new_eui}: {exc.errors()[0]['msg']}") from None
+            new = self.register(device)
+            registered = True
+        else:
+            if existing.state == "decommissioned":
+                raise RegistryError(
+                    f"device {new_eui} is decommissioned: it cannot replace {old_eui}"
+                )
+            if existing.profile is None and old.profile is not None:
+                takeover["profile"] = old.profile
+            new = self.update(new_eui, **takeover)
+            registered = False
+        leave: dict[str, Any] = {"state": old_state}
+        if old_state == "decommissioned":
+            leave["date_decommissioned"] = when
+        old = self.update(old_eui, **leave)
+        types = builtins.list(observation_types) or self._observation_types(old)
+        moved = self._point_observations(old, new, types)
+        return SwapReport(old=old, new=new, registered=registered, observations=moved)
+
+    def _observation_types(self, device: RegisteredDevice) -> builtins.list[tuple[str, str]]:
+        """The (entity type, @context) pairs the device's profile writes observations of."""
+        if self.profiles is None or device.profile is None:
+            return []
+        try:
+            profile = self.profiles.get(device.profile)
+        except (KeyError, ValueError):
+            return []
+        found: dict[str, str] = {}
+        for spec in getattr(profile, "entities", ()):
+            try:
+                found[spec.type] = model_info(spec.type).context_url
+            except (KeyError, ValueError):
+                continue
+        return sorted(found.items())
+
+    def _point_observations(
+        self,
+        old: RegisteredDevice,
+        new: RegisteredDevice,
+        types: Iterable[tuple[str, str]],
+    ) -> tuple[str, ...]:
+        client = self._client()
+        moved: list[str] = []
+        for entity_type, context in types:
+            found = client.query(
+                type=entity_type,
+                q=f'refDevice=="{old.device_id}"',
+                attrs="refDevice",
+                context=context,
+                limit=100,
+            )
+            for entity in found:
+                entity_id = str(entity.get("id"))
+                if not entity_id.endswith(f":{new.point}") and f":{new.point}:" not in entity_id:
+                    continue
+                ref = entity.get("refDevice")
+                as_list = isinstance(ref, Mapping) and isinstance(ref.get("object"), list)
+                target: Any = [new.device_id] if as_list else new.device_id
+                client.append_attrs(
+                    entity_id,
+                    {"refDevice": {"type": "Relationship", "object": target}},
+                    context=context,
+                )
+                moved.append(entity_id)
+        return tuple(moved)
+
+    def mark_first_used(self, dev_eui: str, at: datetime) -> None:
+        """Remember in the cache that the device's first uplink came at `at` (the agent writes
+        `dateFirstUsed` on the Device itself, through its outbox)."""
+        with self._lock:
+            device = self._devices.get(dev_eui)
+            if device is None or device.date_first_used is not None:
+                return
+            self._remember(device.model_copy(update={"date_first_used": at}))
 
     # -- keeping the cache fresh -----------------------------------------------------------
 

@@ -38,9 +38,9 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,15 @@ from agents.delivery import (
     UplinkArchive,
     WriteResult,
 )
+from agents.downlink import COMMAND_NOTIFICATION_PATH, DOWNLINK_NETWORK_SERVERS, DownlinkRelay
+from agents.fleet import FleetMonitor
 from agents.runtime._config import AgentConfig, ConfigError, SourceConfig, resolve_secret
-from agents.runtime._devices import DeviceMapper, build_mapper
+from agents.runtime._devices import (
+    DeviceMapper,
+    build_fleet_monitor,
+    build_mapper,
+    fleet_metric_families,
+)
 from agents.runtime._history import TemporalHistorySink
 from agents.runtime._http import HttpServer
 from agents.runtime._messages import MessageQueue, SourceInfo
@@ -233,9 +240,12 @@ class Agent:
         *,
         mqtt_client_factory: ClientFactory | None = None,
         drain_timeout: float = 5.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.drain_timeout = drain_timeout
+        self.clock = clock
+        self.fleet: FleetMonitor | None = None
         self._mqtt_factory = mqtt_client_factory
         self.outbox: Outbox | None = None
         self.archive: UplinkArchive | None = None
@@ -245,6 +255,7 @@ class Agent:
         self.sink: TrackingSink | None = None
         self.history: TemporalHistorySink | None = None
         self.http: HttpServer | None = None
+        self.downlinks: DownlinkRelay | None = None
         self.sources: list[Source] = []
         self.queue = MessageQueue(config.pipeline.queue_size)
         self._client: Client | None = None
@@ -305,10 +316,11 @@ class Agent:
             idle_wait=0.5,
         )
         self.sender.start()
+        self.downlinks = self._build_downlinks()
         self.pipeline = Pipeline(
             self.queue,
             self.outbox,
-            self.mapper,
+            self.downlinks.observe(self.mapper) if self.downlinks is not None else self.mapper,
             archive=self.archive,
             batch_size=config.pipeline.batch_size,
             batch_wait=config.pipeline.batch_wait,
@@ -323,6 +335,16 @@ class Agent:
         self._stopping.clear()
         self._keeper = threading.Thread(target=self._keep, name="agent-keeper", daemon=True)
         self._keeper.start()
+        self.fleet = build_fleet_monitor(
+            config,
+            self.mapper,
+            outbox=self.outbox,
+            archive=self.archive,
+            clock=self.clock,
+            queue=self.queue,
+        )
+        if self.fleet is not None:
+            self.fleet.start()
         self.sources = sources
         for source in sources:
             source.start()
@@ -348,6 +370,11 @@ class Agent:
             self.http = None
         if self.pipeline is not None:
             self.pipeline.stop()
+        if self.downlinks is not None:
+            self.downlinks.stop()
+            self.downlinks = None
+        if self.fleet is not None:
+            self.fleet.stop()
         if self._keeper is not None:
             self._keeper.join(10)
             self._keeper = None
@@ -425,6 +452,20 @@ class Agent:
             raise ConfigError("configuration", problems)
         return built
 
+    def _build_downlinks(self) -> DownlinkRelay | None:
+        """The downlink relay (commands, downlink records, events) when a source can carry
+        downlinks (an MQTT source of The Things Stack or ChirpStack v4)."""
+        if self.mapper is None or not any(
+            s.transport == "mqtt" and s.network_server in DOWNLINK_NETWORK_SERVERS
+            for s in self.config.sources
+        ):
+            return None
+        relay = DownlinkRelay.for_agent(
+            self.config, registries=self.mapper.registries, catalog=self.mapper.catalog
+        )
+        relay.start()
+        return relay
+
     def _routes(self, sources: Sequence[Source]) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
             Route("/metrics", self._metrics_endpoint, methods=["GET"], name="metrics"),
@@ -440,6 +481,15 @@ class Agent:
                     name="registry-notifications",
                 )
             )
+            if self.downlinks is not None:
+                routes.append(
+                    Route(
+                        COMMAND_NOTIFICATION_PATH,
+                        self._command_notification,
+                        methods=["POST"],
+                        name="command-notifications",
+                    )
+                )
         routes.extend(source.route() for source in sources if isinstance(source, WebhookSource))
         return routes
 
@@ -448,13 +498,16 @@ class Agent:
     @property
     def notification_url(self) -> str:
         """Where the broker sends Device notifications."""
+        return self._public_url() + self.config.registry.notification_path
+
+    def _public_url(self) -> str:
         public = self.config.http.public_url
         if public is None:
             host = self.config.http.host
             if host in ("0.0.0.0", "::", ""):
                 host = "127.0.0.1"
             public = f"http://{host}:{self.http_port}"
-        return public.rstrip("/") + self.config.registry.notification_path
+        return public.rstrip("/")
 
     def _load_registry(self) -> float:
         """Fill the device cache from the broker before any source starts, so the first uplinks
@@ -496,6 +549,11 @@ class Agent:
                 ):
                     # made at start, and checked again at every resync (a broker that lost it)
                     mapper.subscribe(self.notification_url, token=self._notify_token)
+                    if self.downlinks is not None:
+                        self.downlinks.ensure_subscriptions(
+                            self._public_url() + COMMAND_NOTIFICATION_PATH,
+                            token=self._notify_token,
+                        )
                     subscribed = True
                 if due:
                     mapper.resync()
@@ -541,6 +599,32 @@ class Agent:
             tenant = request.query_params.get("tenant")
             await run_in_threadpool(mapper.apply_notification, data, tenant=tenant)
         except ValueError as exc:
+            return Response(
+                orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json"
+            )
+        return Response(status_code=204)
+
+    async def _command_notification(self, request: Request) -> Response:
+        """A command written on a Device entity (see `agents.downlink`): sent as a downlink."""
+        import hmac
+
+        given = request.headers.get("x-drehscheibe-token", "")
+        if not hmac.compare_digest(given.encode(), self._notify_token.encode()):
+            return Response(status_code=401)
+        body = await request.body()
+        if len(body) > self.config.http.max_body_bytes:
+            return Response(status_code=413)
+        relay = self.downlinks
+        command = request.query_params.get("command")
+        if relay is None or not command:
+            return Response(status_code=404 if relay is None else 400)
+        try:
+            data = orjson.loads(body)
+            if not isinstance(data, dict):
+                raise ValueError("a notification is a JSON object")
+            tenant = request.query_params.get("tenant")
+            await run_in_threadpool(relay.handle_notification, data, command=command, tenant=tenant)
+        except (ValueError, orjson.JSONDecodeError) as exc:
             return Response(
                 orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json"
             )
@@ -809,6 +893,10 @@ class Agent:
         ]
         if self.mapper is not None:
             families += self.mapper.metric_families()
+        if self.fleet is not None:
+            families += fleet_metric_families(self.fleet)
+        if self.downlinks is not None:
+            families += self.downlinks.metric_families()
         families.append(
             gauge(
                 "drehscheibe_start_time_seconds",

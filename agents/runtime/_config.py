@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.fleet import FleetSettings
 from schemas import validate_document
 
 __all__ = [
@@ -367,6 +368,7 @@ class AgentConfig(BaseModel):
     outbox: OutboxConfig = OutboxConfig()
     archive: ArchiveConfig = ArchiveConfig()
     health: HealthConfig = HealthConfig()
+    fleet: FleetSettings = FleetSettings()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -471,6 +473,14 @@ class AgentConfig(BaseModel):
                 "sources": tuple(sources),
                 "profiles": self.profiles.model_copy(update={"dir": path(self.profiles.dir)}),
                 "registry": self.registry.model_copy(update={"cache": path(self.registry.cache)}),
+                "fleet": self.fleet.model_copy(
+                    update={
+                        "backfill": tuple(
+                            source.model_copy(update={"api_key_file": path(source.api_key_file)})
+                            for source in self.fleet.backfill
+                        )
+                    }
+                ),
             }
         )
 

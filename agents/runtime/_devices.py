@@ -29,6 +29,14 @@ outbox like everything else (`upsert?options=update`):
 * ChirpStack status → `batteryLevel` (0–1) and `margin` (dB), unless the device runs on
   external power or cannot measure.
 
+Events of a decommissioned device are dropped like its uplinks (no more data accepted).
+
+Lifecycle on the way: the first uplink of a device without `dateFirstUsed` writes it (its
+receive time) on the Device; an observation's `location`, when it is the registered one, is
+where the device was at the observation time (`RegisteredDevice.location_at`: a move from a
+later date does not relocate earlier readings), with that time as `observedAt`, so the
+measuring point's history says where each reading was made.
+
 Registry upkeep (`subscribe`, `resync`, `apply_notification`) runs on the agent's keeper thread
 and the HTTP server, never on the pipeline's.
 """
@@ -38,13 +46,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agents.codecs import CodecError
-from agents.delivery import OutboxItem
+from agents.delivery import Outbox, OutboxItem, UplinkArchive
+from agents.fleet import (
+    HEALTH_REASONS,
+    Backfiller,
+    FleetMonitor,
+    StorageIntegration,
+    StorageIntegrationError,
+)
 from agents.lorawan import JoinEvent, LocationEvent, StatusEvent, Uplink
 from agents.mapping import (
     MappingConfig,
@@ -54,14 +70,14 @@ from agents.mapping import (
 )
 from agents.profiles import DeviceProfile, ProfileCatalog, ProfileError, ProfileNotFound
 from agents.registry import DEVICE_CONTEXT, RegisteredDevice, Registry
-from agents.runtime._config import AgentConfig
-from agents.runtime._messages import SourceInfo
+from agents.runtime._config import AgentConfig, ConfigError
+from agents.runtime._messages import Message, MessageQueue, SourceInfo
 from agents.runtime._metrics import MetricFamily, counter, gauge
 from agents.runtime._pipeline import DeviceNotInService, Mapped, MappingFailure
 from models import format_datetime
 from ngsi import Client
 
-__all__ = ["DeviceMapper", "build_mapper"]
+__all__ = ["DeviceMapper", "build_fleet_monitor", "build_mapper", "fleet_metric_families"]
 
 logger = logging.getLogger("agents.runtime.devices")
 
@@ -109,6 +125,7 @@ class DeviceMapper:
             "resync_failures": 0,
         }
         self._shapes: dict[str, str | None] = {}
+        self._first: set[tuple[str | None, str]] = set()
         self._unknown: queue.Queue[tuple[Registry, Uplink]] = queue.Queue(maxsize=1000)
         self._unknown_seen: set[tuple[str | None, str]] = set()
         self._worker: threading.Thread | None = None
@@ -187,6 +204,24 @@ class DeviceMapper:
             ) from None
         dev_eui = device.dev_eui
         f_cnt = uplink.f_cnt
+        parts = mapped.outbox_parts()
+        first_use = device.date_first_used is None and (source.tenant, dev_eui) not in self._first
+        for body, _context, at in parts:
+            if body.get("type") == "Device":
+                if first_use:
+                    body["dateFirstUsed"] = {"type": "Property", "value": _typed(at)}
+                continue
+            placed = body.get("location")
+            if isinstance(placed, dict) and placed.get("value") == device.location:
+                # the place the reading was made at: a move from a later date leaves it be
+                body["location"] = {
+                    "type": "GeoProperty",
+                    "value": device.location_at(at),
+                    "observedAt": format_datetime(at),
+                }
+        if first_use:
+            self._first.add((source.tenant, dev_eui))
+            self.registry(source.tenant).mark_first_used(dev_eui, mapped.received_at)
         items = [
             OutboxItem(
                 entity=body,
@@ -196,7 +231,7 @@ class DeviceMapper:
                 f_cnt=f_cnt,
                 observed_at=at,
             )
-            for body, context, at in mapped.outbox_parts()
+            for body, context, at in parts
         ]
         warnings = tuple(str(w) for w in mapped.warnings)
         if warnings and logger.isEnabledFor(logging.DEBUG):
@@ -275,6 +310,9 @@ class DeviceMapper:
         device = self.registry(source.tenant).get(dev_eui) if dev_eui else None
         if device is None:
             self.counters["events_unknown_device"] += 1
+        elif device.state == "decommissioned":
+            self.counters["not_in_service"] += 1
+            return None
         return device
 
     def _item(
@@ -502,3 +540,136 @@ def build_mapper(config: AgentConfig, *, client: Client | None) -> DeviceMapper:
         registry_enabled=client is not None,
         clients=tuple(made),
     )
+
+
+def build_fleet_monitor(
+    config: AgentConfig,
+    mapper: DeviceMapper,
+    *,
+    outbox: Outbox | None,
+    archive: UplinkArchive | None,
+    clock: Callable[[], datetime] | None = None,
+    queue: MessageQueue | None = None,
+) -> FleetMonitor | None:
+    """The agent's fleet health check (`fleet` in the configuration), or None when it is
+    disabled or the agent has no broker to write `health` to. With `fleet.backfill`, an
+    archive and the agent's `queue`, fCnt gaps of those sources are filled from The Things
+    Stack's Storage Integration: the fetched uplinks enter the queue like received ones."""
+    if not config.fleet.enabled or not mapper.registry_enabled:
+        return None
+    backfiller: Backfiller | None = None
+    if config.fleet.backfill and archive is not None and queue is not None:
+        backfiller = _backfiller(config, archive, queue)
+    return FleetMonitor(
+        mapper.registries,
+        mapper.catalog,
+        settings=config.fleet,
+        archive=archive,
+        dead_letters=outbox.db if outbox is not None else None,
+        frames=outbox.frames if outbox is not None else None,
+        clock=clock,
+        backfiller=backfiller,
+    )
+
+
+def _backfiller(config: AgentConfig, archive: UplinkArchive, queue: MessageQueue) -> Backfiller:
+    from agents.runtime._agent import source_info
+
+    infos: dict[str, SourceInfo] = {}
+    storages: dict[str, StorageIntegration] = {}
+    problems: list[str] = []
+    for entry in config.fleet.backfill:
+        try:
+            source = config.source(entry.source)
+        except KeyError:
+            problems.append(f"fleet/backfill/{entry.source}: no source of that name")
+            continue
+        if source.network_server != "tts":
+            problems.append(
+                f"fleet/backfill/{entry.source}: the Storage Integration is The Things "
+                f"Stack's; this source is {source.network_server}"
+            )
+            continue
+        try:
+            key = entry.api_key()
+        except StorageIntegrationError as exc:
+            problems.append(f"fleet/backfill/{entry.source}: {exc}")
+            continue
+        infos[source.name] = source_info(source, default_tenant=config.broker.tenant)
+        storages[source.name] = StorageIntegration(entry.url, api_key=key, timeout=entry.timeout)
+    if problems:
+        raise ConfigError("configuration", problems)
+
+    def submit(name: str, payload: bytes, topic: str | None) -> bool:
+        info = infos[name]
+        return queue.put(
+            Message(
+                source=info,
+                payload=payload,
+                received_at=time.time(),
+                topic=topic if info.transport == "mqtt" else None,
+            )
+        )
+
+    limit = max((entry.max_uplinks for entry in config.fleet.backfill), default=100)
+    return Backfiller(archive, storages, submit, max_uplinks=limit)
+
+
+def fleet_metric_families(monitor: FleetMonitor) -> list[MetricFamily]:
+    """The fleet check's figures for `/metrics`: devices by health status, by reason, each
+    device that is not healthy, and the checks themselves."""
+    summary = monitor.summary()
+    unhealthy = monitor.unhealthy()
+    reasons = dict.fromkeys(HEALTH_REASONS, 0)
+    for health in unhealthy:
+        for reason in health.reasons:
+            reasons[reason] += 1
+    counters = monitor.counters
+    return [
+        gauge(
+            "drehscheibe_fleet_devices",
+            "Devices in service by health status at the last check (ok, degraded, silent, "
+            "unknown).",
+            [
+                ({"status": status}, float(summary.get(status, 0)))
+                for status in ("ok", "degraded", "silent", "unknown")
+            ],
+        ),
+        gauge(
+            "drehscheibe_fleet_problems",
+            "Devices with each health problem at the last check.",
+            [({"reason": reason}, float(n)) for reason, n in reasons.items()],
+        ),
+        gauge(
+            "drehscheibe_device_unhealthy",
+            "1 for each device and reason it is not healthy for, at the last check.",
+            [
+                ({"tenant": h.tenant or "", "dev_eui": h.dev_eui, "reason": reason}, 1.0)
+                for h in sorted(unhealthy, key=lambda h: (h.tenant or "", h.dev_eui))
+                for reason in h.reasons
+            ],
+        ),
+        counter(
+            "drehscheibe_fleet_checks_total",
+            "Fleet health checks, by result.",
+            [({"result": "ok"}, counters.checks), ({"result": "failed"}, counters.failures)],
+        ),
+        counter(
+            "drehscheibe_fleet_health_writes_total",
+            "Changed health verdicts written on Device entities, by result.",
+            [
+                ({"result": "ok"}, counters.writes),
+                ({"result": "failed"}, counters.write_failures),
+            ],
+        ),
+        gauge(
+            "drehscheibe_fleet_last_check_seconds",
+            "When the last fleet health check ran (Unix time, the agent's clock).",
+            [
+                (
+                    {},
+                    counters.last_check.timestamp() if counters.last_check is not None else 0.0,
+                )
+            ],
+        ),
+    ]

@@ -17,15 +17,20 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from agents.fleet import read_health
 from agents.lorawan import normalize_eui
 from agents.registry import (
+    API_KEY_ENV,
     Calibration,
     DeviceAlreadyRegistered,
     DeviceNotRegistered,
+    NetworkServerKind,
     RegisteredDevice,
     Registry,
     RegistryError,
     parse_point,
+    read_api_key,
+    read_network_server,
 )
 from drehscheibe._output import (
     ExitCode,
@@ -169,8 +174,17 @@ def _rows(device: RegisteredDevice) -> list[list[str]]:
         ["owner", ", ".join(device.owner)],
         ["device model", device.device_model or ""],
         ["installed", device.date_installed.isoformat() if device.date_installed else ""],
+        ["first used", device.date_first_used.isoformat() if device.date_first_used else ""],
+        [
+            "decommissioned",
+            device.date_decommissioned.isoformat() if device.date_decommissioned else "",
+        ],
         ["controls", ", ".join(device.controlled_property)],
     ]
+    for placement in device.placements:
+        since = placement.valid_from.isoformat() if placement.valid_from else "always"
+        where = ",".join(str(c) for c in placement.location["coordinates"])
+        rows.append([f"placed from {since}", where])
     for item in device.calibration:
         until = item.valid_until.isoformat() if item.valid_until else "open"
         since = item.valid_from.isoformat() if item.valid_from else "always"
@@ -236,16 +250,67 @@ def register(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV (with a header row) or JSON file.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="CSV (with a header row) or JSON file; or use --from."),
+    ] = None,
     *,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Read the devices of a network-server application: chirpstack (v4 REST API) "
+            "or tts (The Things Stack end-device registry).",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The network server's base URL (with --from).")
+    ] = None,
+    application: Annotated[
+        str | None,
+        typer.Option("--application", help="Application id (ChirpStack: its UUID)."),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            help=f"File holding the network server's API key (else ${API_KEY_ENV}).",
+        ),
+    ] = None,
+    default_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Profile of imported devices without a 'profile' tag (else unprovisioned).",
+        ),
+    ] = None,
     broker: BrokerOpt = DEFAULT_BROKER,
     tenant: TenantOpt = None,
     profiles_dir: ProfilesDirOpt = None,
     output: OutputOpt = OutputFormat.table,
 ) -> None:
-    """Register (or update) every device of a file. Exit code 6 when some row failed."""
+    """Register (or update) every device of a file, or of a network-server application
+    (tags or attributes become the registration's tags; keys are never read). Exit code 6
+    when some device failed."""
+    if (file is None) == (source is None):
+        fail("give a FILE or --from chirpstack|tts (not both)", ExitCode.USAGE)
+    if source is not None and source not in ("chirpstack", "tts"):
+        fail(f"--from {source!r}: expected chirpstack or tts", ExitCode.USAGE)
+    if source is not None and (not url or not application):
+        fail(f"--from {source} needs --url and --application", ExitCode.USAGE)
     with _registry(broker, tenant, profiles_dir) as registry:
-        report = registry.import_file(file)
+        if file is not None:
+            report = registry.import_file(file)
+        elif source is not None and url is not None and application is not None:
+            kind: NetworkServerKind = "chirpstack" if source == "chirpstack" else "tts"
+            parsed = read_network_server(
+                kind,
+                url,
+                application=application,
+                api_key=read_api_key(file=api_key_file),
+                profile=default_profile,
+            )
+            report = registry.import_devices(parsed, where=f"{source} application {application}")
     if output is OutputFormat.json:
         print_json(
             {
@@ -374,7 +439,10 @@ def calibrate(
     profiles_dir: ProfilesDirOpt = None,
     output: OutputOpt = OutputFormat.table,
 ) -> None:
-    """Add a calibration: the mapped value becomes value * scale + offset in its period."""
+    """Add a calibration: the mapped value becomes value * scale + offset in its period.
+
+    An open calibration of the same attribute that started earlier ends where this one starts;
+    one that starts at the same time is replaced. `update --clear-calibration` removes all."""
     try:
         item = Calibration.model_validate(
             {
@@ -391,11 +459,180 @@ def calibrate(
         fail(str(exc), ExitCode.USAGE)
     eui = _eui(dev_eui)
     with _registry(broker, tenant, profiles_dir) as registry:
-        current = registry.fetch(eui)
-        if current is None:
-            raise DeviceNotRegistered(f"device {eui} is not registered")
-        device = registry.update(eui, calibration=(*current.calibration, item))
+        device = registry.calibrate(eui, item)
     _print(device, output)
+
+
+AtOpt = Annotated[str | None, typer.Option("--at", help="When (ISO 8601 with zone; default: now).")]
+
+
+@app.command("move")
+def move(
+    dev_eui: Annotated[str, typer.Argument(help="DevEUI.")],
+    *,
+    lat: Annotated[float, typer.Option("--lat", help="Latitude (WGS 84).")],
+    lon: Annotated[float, typer.Option("--lon", help="Longitude (WGS 84).")],
+    alt: Annotated[float | None, typer.Option("--alt", help="Altitude (m).")] = None,
+    valid_from: Annotated[
+        str | None,
+        typer.Option("--from", help="Installed there from (ISO 8601 with zone; default: now)."),
+    ] = None,
+    broker: BrokerOpt = DEFAULT_BROKER,
+    tenant: TenantOpt = None,
+    profiles_dir: ProfilesDirOpt = None,
+    output: OutputOpt = OutputFormat.table,
+) -> None:
+    """Move a device to a new location from a date on; the places it was stay in its
+    history, and readings made before the date keep their location."""
+    text = f"{lon},{lat}" + (f",{alt}" if alt is not None else "")
+    try:
+        point = parse_point(text)
+    except ValueError as exc:
+        fail(f"--lat/--lon: {exc}", ExitCode.USAGE)
+    start = _datetime(valid_from, "--from") if valid_from else None
+    eui = _eui(dev_eui)
+    with _registry(broker, tenant, profiles_dir) as registry:
+        device = registry.move(eui, point, valid_from=start)
+    _print(device, output)
+
+
+@app.command("swap")
+def swap(
+    old: Annotated[str, typer.Argument(help="DevEUI of the sensor that leaves.")],
+    new: Annotated[str, typer.Argument(help="DevEUI of the sensor that replaces it.")],
+    *,
+    at: AtOpt = None,
+    decommission_old: Annotated[
+        bool,
+        typer.Option(
+            "--decommission-old",
+            help="Decommission the old sensor (default: it becomes inactive).",
+        ),
+    ] = False,
+    broker: BrokerOpt = DEFAULT_BROKER,
+    tenant: TenantOpt = None,
+    profiles_dir: ProfilesDirOpt = None,
+    output: OutputOpt = OutputFormat.table,
+) -> None:
+    """Replace a sensor at its measuring point: the new one takes over the measuring point
+    (its observation entities and their history) and location, refDevice follows; the old
+    one leaves service. A new DevEUI that is not registered is registered with the old
+    one's profile."""
+    old_eui, new_eui = _eui(old), _eui(new)
+    when = _datetime(at, "--at") if at else None
+    with _registry(broker, tenant, profiles_dir) as registry:
+        report = registry.swap(
+            old_eui,
+            new_eui,
+            at=when,
+            old_state="decommissioned" if decommission_old else "inactive",
+        )
+    if output is OutputFormat.json:
+        print_json(
+            {
+                "old": _record(report.old),
+                "new": _record(report.new),
+                "registered": report.registered,
+                "observations": list(report.observations),
+            }
+        )
+        return
+    print_table(
+        f"{report.new.dev_eui} replaces {report.old.dev_eui} at {report.new.point}",
+        ["DevEUI", "role", "state", "measuring point"],
+        [
+            [report.old.dev_eui, "old", report.old.state, report.old.point],
+            [
+                report.new.dev_eui,
+                "new (registered)" if report.registered else "new",
+                report.new.state,
+                report.new.point,
+            ],
+        ],
+    )
+    for entity_id in report.observations:
+        typer.echo(f"refDevice of {entity_id} -> {report.new.device_id}")
+
+
+@app.command("decommission")
+def decommission(
+    dev_eui: Annotated[str, typer.Argument(help="DevEUI.")],
+    *,
+    at: AtOpt = None,
+    remove_entity: Annotated[
+        bool,
+        typer.Option(
+            "--remove-entity",
+            help="Also delete the Device entity (default: kept, state decommissioned).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    broker: BrokerOpt = DEFAULT_BROKER,
+    tenant: TenantOpt = None,
+    profiles_dir: ProfilesDirOpt = None,
+    output: OutputOpt = OutputFormat.table,
+) -> None:
+    """Take a device out of service for good: no more of its data is accepted. Its
+    observations stay with the measuring point."""
+    eui = _eui(dev_eui)
+    when = _datetime(at, "--at") if at else None
+    if not yes and not typer.confirm(f"Decommission {eui}?"):
+        raise typer.Exit(int(ExitCode.ERROR))
+    with _registry(broker, tenant, profiles_dir) as registry:
+        device = registry.decommission(eui, at=when, remove_entity=remove_entity)
+    if remove_entity and output is not OutputFormat.json:
+        typer.echo(f"decommissioned {device.dev_eui}; deleted {device.device_id}")
+        return
+    _print(device, output)
+
+
+@app.command("health")
+def health(
+    *,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only devices with this health: ok, degraded, silent, unknown, none."
+        ),
+    ] = None,
+    problems: Annotated[
+        bool, typer.Option("--problems", help="Only devices that are silent or degraded.")
+    ] = False,
+    broker: BrokerOpt = DEFAULT_BROKER,
+    tenant: TenantOpt = None,
+    output: OutputOpt = OutputFormat.table,
+) -> None:
+    """Show the fleet's health as the agent last judged it (the Device entities' `health`):
+    silent devices, low batteries, lost frames, payloads that do not decode."""
+    if status is not None and status not in ("ok", "degraded", "silent", "unknown", "none"):
+        fail(f"--status {status!r}: expected ok, degraded, silent, unknown or none", ExitCode.USAGE)
+    with ngsi_errors(), make_client(broker, tenant, None) as client:
+        records = read_health(client, status=status)
+    if problems:
+        records = [r for r in records if r.health in ("silent", "degraded")]
+    if output is OutputFormat.json:
+        print_json([record.model_dump(mode="json", by_alias=True) for record in records])
+        return
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.health or "none"] = counts.get(record.health or "none", 0) + 1
+    summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+    print_table(
+        f"{len(records)} device(s)" + (f": {summary}" if summary else ""),
+        ["DevEUI", "state", "health", "reasons", "last report", "battery", "detail"],
+        (
+            [
+                record.dev_eui,
+                record.device_state or "",
+                record.health or "",
+                ", ".join(record.reasons),
+                record.last_value_reported.isoformat() if record.last_value_reported else "",
+                f"{record.battery_level:.0%}" if record.battery_level is not None else "",
+                "; ".join(record.detail),
+            ]
+            for record in records
+        ),
+    )
 
 
 @app.command("delete")
@@ -415,3 +652,8 @@ def delete(
     with _registry(broker, tenant, profiles_dir) as registry:
         device = registry.delete(eui)
     typer.echo(f"deleted {device.device_id}")
+
+
+from drehscheibe.commands._downlinks import register as _register_downlinks  # noqa: E402
+
+_register_downlinks(app)

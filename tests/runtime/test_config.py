@@ -141,3 +141,33 @@ def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
     assert config.sources == ()
     assert config.broker.url == "http://127.0.0.1:1026"
     assert config.agent.data_dir == tmp_path / "agent-data"
+
+
+def test_the_fleet_settings_are_read_and_their_key_file_is_found_beside_the_config(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "storage.key").write_text("NNSXS.storage\n")
+    file = tmp_path / "agent.yaml"
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "fleet": {
+                    "interval": 30,
+                    "silent_after": 3,
+                    "backfill": [
+                        {
+                            "source": "tts",
+                            "url": "https://eu1.cloud.thethings.network",
+                            "api_key_file": "storage.key",
+                        }
+                    ],
+                }
+            }
+        )
+    )
+    config = load_config(file, environ={})
+    assert config.fleet.interval == 30
+    assert config.fleet.silent_after == 3
+    (backfill,) = config.fleet.backfill
+    assert backfill.api_key_file == tmp_path / "storage.key"
+    assert backfill.api_key() == "NNSXS.storage"

@@ -1,0 +1,328 @@
+"""The fleet monitor: checks every device in service, periodically, and marks its Device entity.
+
+    monitor = FleetMonitor(registries, profiles, settings=FleetSettings(interval=60),
+                           archive=archive, dead_letters=outbox.db, frames=outbox.frames)
+    monitor.start()            # a thread: check() every `interval` seconds
+    results = monitor.check()  # or one check now
+
+A check reads, for each tenant's registry, the devices that map uplinks (active or in
+maintenance, with a profile), the expected reporting interval of their profile, what the
+agent's stores hold (`agents.fleet._records`) and each Device's `batteryLevel` and current
+`health` in the broker, judges each device (`assess`) and writes `health` where the verdict
+changed:
+
+    "health": {"type": "Property", "value": "silent", "observedAt": "...",
+               "reasons": {"type": "Property", "value": ["silent"]},
+               "detail": {"type": "Property", "value": ["no uplink for 7 min; expected ..."]}}
+
+`deviceState` stays the lifecycle the admin sets; `health` is the agent's. An NGSI-LD
+subscription on `Device` watching `health` (for example with `q=health!="ok"`) notifies an
+alert channel when a device goes silent and again when it recovers. The attribute is written
+directly (append, not through the outbox): it is derived state that the next check writes
+again if the broker was away. Unchanged verdicts are not written, so a quiet fleet costs one
+read of the Device entities per check.
+
+Time comes from `clock` (injectable): the silence of a device is `clock() - last uplink`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agents.delivery import Database, FrameCounters, UplinkArchive
+from agents.fleet._backfill import Backfiller
+from agents.fleet._health import (
+    DeviceFigures,
+    DeviceHealth,
+    FleetSettings,
+    HealthStatus,
+    assess,
+)
+from agents.fleet._records import UplinkFigures, decode_errors, uplink_figures
+from agents.registry import DEVICE_CONTEXT, ProfileLookup, RegisteredDevice, Registry
+from models import format_datetime
+from ngsi import NgsiError
+
+__all__ = ["FleetCounters", "FleetMonitor", "health_attribute"]
+
+logger = logging.getLogger("agents.fleet")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def health_attribute(health: DeviceHealth) -> dict[str, Any]:
+    """The Device's `health` Property for a verdict (normalized NGSI-LD)."""
+    attribute: dict[str, Any] = {
+        "type": "Property",
+        "value": health.status,
+        "observedAt": format_datetime(health.checked_at),
+    }
+    if health.reasons:
+        attribute["reasons"] = {"type": "Property", "value": list(health.reasons)}
+    if health.detail:
+        attribute["detail"] = {"type": "Property", "value": list(health.detail)}
+    return attribute
+
+
+@dataclass
+class FleetCounters:
+    """The monitor's figures since start."""
+
+    checks: int = 0
+    failures: int = 0
+    writes: int = 0
+    write_failures: int = 0
+    last_check: datetime | None = None
+    last_error: str | None = None
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Broker:
+    battery: float | None
+    status: str | None
+    reasons: tuple[str, ...]
+
+
+def _as_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return tuple(str(item) for item in value)
+    return (str(value),)
+
+
+def _value(attribute: Any) -> Any:
+    if isinstance(attribute, Mapping):
+        return attribute.get("value")
+    return attribute
+
+
+class FleetMonitor:
+    """Checks the health of every device in service (see the module docstring).
+
+    `registries` maps each NGSI-LD tenant to its `Registry` (whose client writes `health`);
+    `profiles` gives each device's expected `reporting_interval`; `archive`, `dead_letters`
+    (the delivery database holding them) and `frames` are the agent's stores (each optional).
+    `clock` returns the current time (aware; default the system's UTC clock). `on_check` is
+    called with each check's verdicts. `backfiller` (optional) runs after each check and
+    fetches what fCnt gaps miss from The Things Stack's Storage Integration. Thread-safety:
+    `check` runs on the monitor's thread (or the caller's); `results` and `counters` may be
+    read from any thread.
+    """
+
+    def __init__(
+        self,
+        registries: Mapping[str | None, Registry],
+        profiles: ProfileLookup | None,
+        *,
+        settings: FleetSettings | None = None,
+        archive: UplinkArchive | None = None,
+        dead_letters: Database | None = None,
+        frames: FrameCounters | None = None,
+        clock: Callable[[], datetime] | None = None,
+        on_check: Callable[[list[DeviceHealth]], None] | None = None,
+        backfiller: Backfiller | None = None,
+    ) -> None:
+        self.registries = dict(registries)
+        self.profiles = profiles
+        self.settings = settings or FleetSettings()
+        self.archive = archive
+        self.dead_letters = dead_letters
+        self.frames = frames
+        self.clock = clock or _utc_now
+        self.on_check = on_check
+        self.backfiller = backfiller
+        self.counters = FleetCounters()
+        self.results: dict[tuple[str | None, str], DeviceHealth] = {}
+        self._lock = threading.Lock()
+        self._batteries: dict[tuple[str | None, str], float] = {}
+        self._written: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Thread --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run `check` every `settings.interval` seconds on a thread of its own."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="agent-fleet", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self.backfiller is not None:
+            self.backfiller.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.interval):
+            try:
+                self.check()
+            except Exception as exc:
+                logger.exception("the fleet health check failed")
+                with self._lock:
+                    self.counters.failures += 1
+                    self.counters.last_error = f"{type(exc).__name__}: {exc}"
+
+    # One check -----------------------------------------------------------------------------
+
+    def _interval(self, device: RegisteredDevice) -> float | None:
+        if self.profiles is not None and device.profile is not None:
+            try:
+                profile = self.profiles.get(device.profile)
+            except (KeyError, ValueError):
+                profile = None
+            found = getattr(profile, "reporting_interval", None)
+            if isinstance(found, int | float) and found > 0:
+                return float(found)
+        return self.settings.default_interval
+
+    def _broker_view(self, tenant: str | None, registry: Registry) -> dict[str, _Broker] | None:
+        client = registry.client
+        if client is None:
+            return None
+        found: dict[str, _Broker] = {}
+        try:
+            for entity in client.iter_entities(
+                type="Device",
+                q="devEUI",
+                attrs="devEUI,batteryLevel,health",
+                context=DEVICE_CONTEXT,
+            ):
+                dev_eui = _value(entity.get("devEUI"))
+                if not isinstance(dev_eui, str):
+                    continue
+                battery = _value(entity.get("batteryLevel"))
+                health = entity.get("health")
+                reasons = health.get("reasons") if isinstance(health, Mapping) else None
+                found[dev_eui] = _Broker(
+                    battery=float(battery) if isinstance(battery, int | float) else None,
+                    status=_value(health) if health is not None else None,
+                    reasons=_as_list(_value(reasons)),
+                )
+        except NgsiError as exc:
+            logger.warning(
+                "fleet check: cannot read the Device entities of tenant %s (%s); health is "
+                "judged without the battery and written at the next check",
+                tenant or "(default)",
+                exc,
+            )
+            return None
+        return found
+
+    def check(self) -> list[DeviceHealth]:
+        """Judge every device in service now, write the changed verdicts, return them all."""
+        now = self.clock()
+        since = now - timedelta(seconds=self.settings.window)
+        stored: dict[str, UplinkFigures] = (
+            uplink_figures(self.archive, since=since) if self.archive is not None else {}
+        )
+        errors = decode_errors(self.dead_letters, since=since) if self.dead_letters else {}
+        verdicts: list[DeviceHealth] = []
+        for tenant, registry in self.registries.items():
+            broker = self._broker_view(tenant, registry)
+            for device in registry.list():
+                if not device.maps_uplinks:
+                    continue
+                key = (tenant, device.dev_eui)
+                seen = stored.get(device.dev_eui, UplinkFigures())
+                last = seen.last
+                frames = self.frames.device(device.dev_eui) if self.frames is not None else None
+                if frames is not None and frames.last_received_at is not None:
+                    last = max(last, frames.last_received_at) if last else frames.last_received_at
+                view = broker.get(device.dev_eui) if broker is not None else None
+                if view is not None and view.battery is not None:
+                    self._batteries[key] = view.battery
+                figures = DeviceFigures(
+                    dev_eui=device.dev_eui,
+                    device_id=device.device_id,
+                    tenant=tenant,
+                    state=device.state,
+                    profile=device.profile,
+                    expected_interval=self._interval(device),
+                    last_uplink=last,
+                    installed=device.date_installed or device.date_first_used,
+                    battery=self._batteries.get(key),
+                    uplinks=seen.uplinks,
+                    missed=seen.missed,
+                    decode_errors=errors.get(device.dev_eui, 0),
+                )
+                health = assess(figures, settings=self.settings, now=now)
+                verdicts.append(health)
+                if broker is not None and health.status != "unknown":
+                    self._write(registry, health, view)
+        with self._lock:
+            self.results = {(h.tenant, h.dev_eui): h for h in verdicts}
+            self.counters.checks += 1
+            self.counters.last_check = now
+            self.counters.last_error = None
+            by_status: dict[str, int] = {}
+            for health in verdicts:
+                by_status[health.status] = by_status.get(health.status, 0) + 1
+            self.counters.by_status = by_status
+        if self.backfiller is not None:
+            try:
+                self.backfiller.run(since=since)
+            except Exception:
+                logger.exception("the backfill of fCnt gaps failed")
+        if self.on_check is not None:
+            try:
+                self.on_check(verdicts)
+            except Exception:
+                logger.exception("the fleet check's follow-up failed")
+        return verdicts
+
+    def _write(self, registry: Registry, health: DeviceHealth, view: _Broker | None) -> None:
+        key = (health.tenant, health.dev_eui)
+        wanted = (health.status, tuple(health.reasons))
+        if view is not None and (view.status, view.reasons) == wanted:
+            self._written[key] = wanted
+            return
+        client = registry.client
+        assert client is not None
+        try:
+            client.append_attrs(
+                health.device_id, {"health": health_attribute(health)}, context=DEVICE_CONTEXT
+            )
+        except NgsiError as exc:
+            with self._lock:
+                self.counters.write_failures += 1
+            logger.warning("cannot write the health of %s: %s", health.device_id, exc)
+            return
+        with self._lock:
+            self.counters.writes += 1
+        previous = self._written.get(key)
+        self._written[key] = wanted
+        if previous is None or previous[0] != health.status:
+            log = logger.info if health.status == "ok" else logger.warning
+            log(
+                "device %s is %s%s",
+                health.dev_eui,
+                health.status,
+                f": {'; '.join(health.detail)}" if health.detail else "",
+            )
+
+    # Reading -------------------------------------------------------------------------------
+
+    def summary(self) -> dict[HealthStatus | str, int]:
+        """How many devices had each status at the last check."""
+        with self._lock:
+            return dict(self.counters.by_status)
+
+    def unhealthy(self) -> list[DeviceHealth]:
+        """The verdicts of the last check that are not `ok` (nor `unknown`)."""
+        with self._lock:
+            results = list(self.results.values())
+        return [h for h in results if h.status in ("silent", "degraded")]

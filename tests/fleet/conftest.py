@@ -1,0 +1,48 @@
+"""Fixtures for the lifecycle and fleet-health tests: one embedded broker per module (with the
+Smart Data Models contexts), a tenant per test, the CLI as a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
+    with start_broker(
+        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant of its own for each test (the module shares one broker)."""
+    return "fleet" + uuid.uuid4().hex[:10]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`drehscheibe ARGS` as a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "drehscheibe", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def devices(
+    broker: RunningBroker, tenant: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`drehscheibe devices ARGS --broker URL --tenant TENANT`; fails the test on an error."""
+    result = cli("devices", *args, "--broker", broker.url, "--tenant", tenant, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
