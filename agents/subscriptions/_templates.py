@@ -19,8 +19,11 @@ usually subscribe to, with a few parameters instead of a page of NGSI-LD.
   (`timeInterval`: no watchedAttributes, no throttling).
 - `planning.changes`: one part per subject, the full change stream with `showChanges` (previous
   values) and system attributes, for analysis.
-- `quantumleap`: one part per subject, changes in Orion-LD's `x-ngsiv2-normalized` format, which
-  QuantumLeap (an NGSI-v2 service) reads.
+- `quantumleap`: one part per subject, changes in Orion-LD's `x-ngsiv2-normalized-compacted`
+  format, which QuantumLeap (an NGSI-v2 service) reads: NGSI-v2 entities with the names
+  compacted by the subject's @context (`type: AirQualityObserved`, attribute `no2`), which
+  become QuantumLeap's table and column names. `x-ngsiv2-normalized` would send the expanded
+  IRIs (`https://smartdatamodels.org/dataModel.Environment/AirQualityObserved`) instead.
 
 Rules every template keeps, so that Orion-LD accepts what they make: entity types and attribute
 names are the Smart Data Models' own (checked against `models`); each part has one entity
@@ -511,7 +514,9 @@ def _quantumleap(p: QuantumLeapParams) -> list[TemplatePart]:
             group,
             watch=p.watch,
             throttling=p.throttling,
-            notification=_notification(attributes=p.attributes, format="x-ngsiv2-normalized"),
+            notification=_notification(
+                attributes=p.attributes, format="x-ngsiv2-normalized-compacted"
+            ),
         )
 
     return _per_subject(types, build)
@@ -568,7 +573,7 @@ TEMPLATES: dict[str, Template] = {
         ),
         Template(
             name="quantumleap",
-            summary="changes for QuantumLeap, in Orion-LD's x-ngsiv2-normalized format",
+            summary="changes for QuantumLeap, in Orion-LD's x-ngsiv2-normalized-compacted format",
             params=QuantumLeapParams,
             build=_quantumleap,
         ),

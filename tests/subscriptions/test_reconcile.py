@@ -3,10 +3,13 @@ idempotence, PATCH versus delete + create, duplicates, pruning, pauses, tenants,
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -20,7 +23,15 @@ from agents.subscriptions import (
     plan,
 )
 from ngsi import Client
-from tests.subscriptions._support import TRANSPORTATION, Broker, broker_with
+from tests.subscriptions._support import (
+    ENVIRONMENT,
+    TRANSPORTATION,
+    Broker,
+    air_quality,
+    broker_with,
+    now_text,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -341,21 +352,56 @@ def test_export_then_apply_changes_nothing(client: Client, tenant: str, tmp_path
     assert redacted.environment == ["TRAFFIC_X_KEY"]
 
 
-def test_the_quantumleap_template_is_accepted_by_the_embedded_broker(
+class _V2Receiver(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received.append((dict(self.headers), json.loads(self.rfile.read(length))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_quantumleap_template_sends_compacted_ngsiv2_notifications(
     client: Client, tenant: str
 ) -> None:
-    text = f"""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _V2Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        text = f"""
 project: city
 tenant: {tenant}
 consumers:
   - name: ql
     kind: quantumleap
-    endpoint: http://127.0.0.1:9/v2/notify
+    endpoint: http://127.0.0.1:{server.server_address[1]}/v2/notify
     subscriptions:
       - {{name: history, template: quantumleap, params: {{types: [AirQualityObserved]}}}}
 """
-    report = apply_plan(client, plan(client, parse_consumers_file(text)))
-    assert report.ok, report.to_json()
+        file = parse_consumers_file(text)
+        report = apply_plan(client, plan(client, file))
+        assert report.ok, report.to_json()
+        assert not plan(client, file).has_changes
+        exported = export_file(client, project="city", tenants=[tenant])
+        again = parse_consumers_file(yaml.safe_dump(exported.data, sort_keys=False))
+        assert not plan(client, again).has_changes
+        entity = air_quality(7, no2=42.0, at=now_text())
+        assert client.batch_upsert([entity], context=ENVIRONMENT, tenant=tenant).ok
+        assert wait_until(lambda: _V2Receiver.received, timeout=10)
+        headers, body = _V2Receiver.received[-1]
+        assert headers["Ngsiv2-AttrsFormat"] == "normalized"
+        (data,) = body["data"]
+        assert data["id"] == entity["id"]
+        assert data["type"] == "AirQualityObserved"
+        assert data["no2"]["value"] == 42.0
+        assert not any(key.startswith("https://") for key in data)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_export_adopts_subscriptions_made_by_hand(client: Client, tenant: str) -> None:

@@ -165,7 +165,7 @@ def test_planning_changes_show_previous_values() -> None:
 
 def test_quantumleap_uses_the_ngsiv2_format() -> None:
     (part,) = render_template("quantumleap", {"types": ["AirQualityObserved"]})
-    assert part.body["notification"]["format"] == "x-ngsiv2-normalized"
+    assert part.body["notification"]["format"] == "x-ngsiv2-normalized-compacted"
 
 
 @pytest.mark.parametrize(
