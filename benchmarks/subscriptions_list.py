@@ -11,12 +11,15 @@ them). Measured, median and max of `--runs`:
   subscription parsed into `ngsi.Subscription`);
 - the whole command `drehscheibe subscriptions list` as a user runs it, table and `--output
   json`, including the start of the Python process;
-- for comparison, the start of the process alone (`drehscheibe --version`).
+- the CPU time (user + system) of each command, which a loaded machine hardly changes;
+- for comparison, the start of the process alone (`drehscheibe --version`) and the root help
+  (`drehscheibe --help`, which lists every group without importing their modules).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import socket
 import statistics
 import subprocess
@@ -46,20 +49,32 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
+CPU: dict[str, list[float]] = {}
+"""CPU seconds (user + system) of each timed subprocess, by command: on a loaded machine the
+wall time grows with the load, the CPU time hardly."""
+
+
 def timed(command: list[str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {result.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    CPU.setdefault(" ".join(command), []).append(cpu)
     return elapsed
 
 
-def summary(label: str, seconds: list[float]) -> str:
-    return (
+def summary(label: str, seconds: list[float], command: list[str] | None = None) -> str:
+    line = (
         f"{label:<44} median {statistics.median(seconds) * 1000:7.1f} ms   "
         f"max {max(seconds) * 1000:7.1f} ms"
     )
+    if command is not None:
+        line += f"   CPU median {statistics.median(CPU[' '.join(command)]) * 1000:7.1f} ms"
+    return line
 
 
 def main() -> None:
@@ -123,10 +138,20 @@ def main() -> None:
         table = [timed(listing) for _ in range(args.runs)]
         as_json = [timed([*listing, "--output", "json"]) for _ in range(args.runs)]
         start_only = [timed([*base, "--version"]) for _ in range(args.runs)]
+        root_help = [timed([*base, "--help"]) for _ in range(args.runs)]
         print(summary("Client.list_subscriptions()", library))
-        print(summary("drehscheibe subscriptions list (table)", table))
-        print(summary("drehscheibe subscriptions list --output json", as_json))
-        print(summary("drehscheibe --version (process start only)", start_only))
+        print(summary("drehscheibe subscriptions list (table)", table, listing))
+        print(
+            summary(
+                "drehscheibe subscriptions list --output json",
+                as_json,
+                [*listing, "--output", "json"],
+            )
+        )
+        print(
+            summary("drehscheibe --version (process start only)", start_only, [*base, "--version"])
+        )
+        print(summary("drehscheibe --help", root_help, [*base, "--help"]))
         print(
             "list without the process start (table):".ljust(44)
             + f" median {(statistics.median(table) - statistics.median(start_only)) * 1000:7.1f} ms"

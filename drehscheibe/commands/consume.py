@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
 from drehscheibe._output import ExitCode, OutputFormat, fail, print_json, print_table, stderr
 from drehscheibe.commands._common import OutputOpt
@@ -66,6 +65,7 @@ def _secret(header: str | None, env: str | None, file: Path | None) -> SharedSec
 
 
 def _rules(path: Path | None) -> tuple[AlertRule, ...]:
+    import yaml
     from pydantic import TypeAdapter, ValidationError
 
     from agents.consumers import DEFAULT_RULES, AlertRule

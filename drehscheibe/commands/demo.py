@@ -83,7 +83,7 @@ def demo(
         write_mosquitto_config,
     )
     from drehscheibe._stack import Stack, StackError
-    from models._contexts import write_subject_contexts
+    from models import write_subject_contexts
 
     mosquitto = _mosquitto()
     template = _EXAMPLES / "consumers.yaml"

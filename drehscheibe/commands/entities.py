@@ -16,6 +16,7 @@ from drehscheibe.commands._common import (
     ContextOpt,
     OutputOpt,
     TenantOpt,
+    TokenFileOpt,
     make_client,
 )
 
@@ -34,11 +35,12 @@ def get(
     attrs: Annotated[str | None, typer.Option(help="Comma-separated attributes.")] = None,
     key_values: Annotated[bool, typer.Option("--key-values", help="keyValues form.")] = False,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
 ) -> None:
     """Print one entity as JSON."""
-    with ngsi_errors(), make_client(broker, tenant, context) as client:
+    with ngsi_errors(), make_client(broker, tenant, context, token_file=token_file) as client:
         entity = client.retrieve(
             entity_id,
             attrs=attrs.split(",") if attrs else None,
@@ -57,6 +59,7 @@ def list_(
     limit: Annotated[int, typer.Option(help="At most this many entities.")] = 100,
     key_values: Annotated[bool, typer.Option("--key-values", help="keyValues form.")] = False,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
     output: OutputOpt = OutputFormat.table,
@@ -65,7 +68,7 @@ def list_(
     if not (type_ or q or id_pattern or attrs):
         fail("give at least one of --type, --q, --id-pattern or --attrs", ExitCode.USAGE)
     entities: list[dict[str, Any]] = []
-    with ngsi_errors(), make_client(broker, tenant, context) as client:
+    with ngsi_errors(), make_client(broker, tenant, context, token_file=token_file) as client:
         for entity in client.iter_entities(
             type=type_,
             q=q,
@@ -88,13 +91,14 @@ def count(
     type_: Annotated[str | None, typer.Option("--type", "-t", help="Entity type(s).")] = None,
     q: Annotated[str | None, typer.Option("--q", help="NGSI-LD query.")] = None,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
 ) -> None:
     """Print how many entities match."""
     if not (type_ or q):
         fail("give --type or --q", ExitCode.USAGE)
-    with ngsi_errors(), make_client(broker, tenant, context) as client:
+    with ngsi_errors(), make_client(broker, tenant, context, token_file=token_file) as client:
         typer.echo(client.count(type=type_, q=q))
 
 
@@ -111,6 +115,7 @@ def upsert(
         ),
     ] = False,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
     output: OutputOpt = OutputFormat.table,
@@ -122,7 +127,7 @@ def upsert(
     except orjson.JSONDecodeError as exc:
         fail(f"{file}: not JSON: {exc}", ExitCode.USAGE)
     entities = data if isinstance(data, list) else [data]
-    with ngsi_errors(), make_client(broker, tenant, context) as client:
+    with ngsi_errors(), make_client(broker, tenant, context, token_file=token_file) as client:
         result = client.batch_upsert(entities, mode="replace" if replace else "update")
     if output is OutputFormat.json:
         print_json(result.model_dump(mode="json"))
@@ -139,10 +144,11 @@ def delete(
     entity_ids: Annotated[list[str], typer.Argument(help="Entity ids.")],
     *,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
 ) -> None:
     """Delete entities."""
-    with ngsi_errors(), make_client(broker, tenant, None) as client:
+    with ngsi_errors(), make_client(broker, tenant, None, token_file=token_file) as client:
         for entity_id in entity_ids:
             client.delete(entity_id)
     typer.echo(f"{len(entity_ids)} deleted")
@@ -152,12 +158,13 @@ def delete(
 def types(
     *,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
     output: OutputOpt = OutputFormat.table,
 ) -> None:
     """List the entity types the broker holds."""
-    with ngsi_errors(), make_client(broker, tenant, context) as client:
+    with ngsi_errors(), make_client(broker, tenant, context, token_file=token_file) as client:
         found = client.types()
     if output is OutputFormat.json:
         print_json(found)

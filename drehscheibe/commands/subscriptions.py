@@ -20,7 +20,6 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-import yaml
 
 from drehscheibe._output import (
     ExitCode,
@@ -37,6 +36,7 @@ from drehscheibe.commands._common import (
     ContextOpt,
     OutputOpt,
     TenantOpt,
+    TokenFileOpt,
     make_client,
 )
 from ngsi import NgsiApiError, NgsiError
@@ -79,6 +79,8 @@ def _names(values: Sequence[str] | None) -> list[str]:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         raw = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
         data = yaml.safe_load(raw)
@@ -164,6 +166,7 @@ def create(
     expires_at: Annotated[str | None, typer.Option(help="Expiry (ISO 8601, UTC).")] = None,
     inactive: Annotated[bool, typer.Option("--inactive", help="Create it paused.")] = False,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
     output: OutputOpt = OutputFormat.table,
@@ -203,7 +206,7 @@ def create(
             )
         except SubscriptionOptionError as exc:
             fail(str(exc), ExitCode.USAGE)
-    with ngsi_errors(), make_client(broker, tenant, None) as client:
+    with ngsi_errors(), make_client(broker, tenant, None, token_file=token_file) as client:
         subscription_id = client.create_subscription(body, context=chosen)
     if output is OutputFormat.json:
         print_json({"id": subscription_id})
@@ -224,12 +227,13 @@ def list_(
         str | None, typer.Option(help="Only subscriptions whose name starts with this.")
     ] = None,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
     output: OutputOpt = OutputFormat.table,
 ) -> None:
     """List every subscription (pages through all of them) with its delivery status."""
-    with ngsi_errors(), make_client(broker, tenant, context) as client:
+    with ngsi_errors(), make_client(broker, tenant, context, token_file=token_file) as client:
         found = [s.to_dict(include_read_only=True) for s in client.list_subscriptions()]
     if name_prefix:
         found = [s for s in found if str(s.get("subscriptionName") or "").startswith(name_prefix)]
@@ -291,13 +295,14 @@ def show(
         bool, typer.Option("--show-secrets", help="Print receiverInfo values.")
     ] = False,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
 ) -> None:
     """Print one subscription as JSON, names in its own @context, secrets masked."""
     from agents.subscriptions import mask_secrets
 
-    with ngsi_errors(), make_client(broker, tenant, None) as client:
+    with ngsi_errors(), make_client(broker, tenant, None, token_file=token_file) as client:
         data = _readable(client, subscription_id, context)
     print_json(data if show_secrets else mask_secrets(data))
 
@@ -320,6 +325,7 @@ def update(
     description: Annotated[str | None, typer.Option()] = None,
     expires_at: Annotated[str | None, typer.Option()] = None,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
 ) -> None:
@@ -344,7 +350,7 @@ def update(
             fragment[key] = value
     if not fragment and endpoint is None:
         fail("nothing to change: give -f FILE or an option such as --q", ExitCode.USAGE)
-    with ngsi_errors(), make_client(broker, tenant, None) as client:
+    with ngsi_errors(), make_client(broker, tenant, None, token_file=token_file) as client:
         current = _readable(client, subscription_id, context)
         chosen = context or context_of(current)
         if endpoint is not None:
@@ -370,17 +376,20 @@ def delete(
     subscription_ids: Annotated[list[str], typer.Argument(help="Subscription ids.")],
     *,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
 ) -> None:
     """Delete subscriptions by id."""
-    with ngsi_errors(), make_client(broker, tenant, None) as client:
+    with ngsi_errors(), make_client(broker, tenant, None, token_file=token_file) as client:
         for subscription_id in subscription_ids:
             client.delete_subscription(subscription_id)
             typer.echo(f"deleted {subscription_id}")
 
 
-def _set_active(ids: Sequence[str], active: bool, broker: str, tenant: str | None) -> None:
-    with ngsi_errors(), make_client(broker, tenant, None) as client:
+def _set_active(
+    ids: Sequence[str], active: bool, broker: str, tenant: str | None, token_file: Path | None
+) -> None:
+    with ngsi_errors(), make_client(broker, tenant, None, token_file=token_file) as client:
         for subscription_id in ids:
             client.update_subscription(subscription_id, {"isActive": active})
             typer.echo(f"{'resumed' if active else 'paused'} {subscription_id}")
@@ -391,13 +400,14 @@ def pause(
     subscription_ids: Annotated[list[str], typer.Argument(help="Subscription ids.")],
     *,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
 ) -> None:
     """Stop notifications (isActive: false).
 
     `apply` leaves a pause alone unless the consumers file sets isActive.
     """
-    _set_active(subscription_ids, False, broker, tenant)
+    _set_active(subscription_ids, False, broker, tenant, token_file)
 
 
 @app.command("resume")
@@ -405,10 +415,11 @@ def resume(
     subscription_ids: Annotated[list[str], typer.Argument(help="Subscription ids.")],
     *,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
 ) -> None:
     """Notify again (isActive: true)."""
-    _set_active(subscription_ids, True, broker, tenant)
+    _set_active(subscription_ids, True, broker, tenant, token_file)
 
 
 def _sample_entity(client: Any, data: dict[str, Any], context: str | None) -> dict[str, Any]:
@@ -458,6 +469,7 @@ def probe(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 5.0,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     tenant: TenantOpt = None,
     context: ContextOpt = None,
     output: OutputOpt = OutputFormat.table,
@@ -468,7 +480,7 @@ def probe(
     if (subscription_id is None) == (endpoint is None):
         fail("give a subscription id or --endpoint URL (one of them)", ExitCode.USAGE)
     if subscription_id is not None:
-        with ngsi_errors(), make_client(broker, tenant, None) as client:
+        with ngsi_errors(), make_client(broker, tenant, None, token_file=token_file) as client:
             data = _readable(client, subscription_id, context)
             chosen = context or context_of(data)
             entity = _sample_entity(client, data, chosen)
@@ -546,6 +558,7 @@ def diff(
         bool, typer.Option("--show-unchanged", help="List unchanged subscriptions too.")
     ] = False,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     output: OutputOpt = OutputFormat.table,
 ) -> None:
     """Show what `apply -f FILE` would create, change and delete (the broker is not changed)."""
@@ -553,7 +566,7 @@ def diff(
 
     with _file_errors():
         consumers = load_consumers_file(file)
-        with ngsi_errors(), make_client(broker, None, None) as client:
+        with ngsi_errors(), make_client(broker, None, None, token_file=token_file) as client:
             the_plan = plan(client, consumers, prune=prune)
     if output is OutputFormat.json:
         print_json(the_plan.to_json())
@@ -575,6 +588,7 @@ def apply(
         typer.Option("--prune", help="Delete owned subscriptions that are no longer in the file."),
     ] = False,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
     output: OutputOpt = OutputFormat.table,
 ) -> None:
     """Reconcile the broker with the consumers file (running it twice changes nothing).
@@ -593,7 +607,7 @@ def apply(
 
     with _file_errors():
         consumers = load_consumers_file(file)
-        with ngsi_errors(), make_client(broker, None, None) as client:
+        with ngsi_errors(), make_client(broker, None, None, token_file=token_file) as client:
             the_plan = plan(client, consumers, prune=prune)
             report = None if dry_run else apply_plan(client, the_plan)
     if output is OutputFormat.json:
@@ -644,6 +658,7 @@ def export(
         Path | None, typer.Option("--out", help="Write to this file (default: stdout).")
     ] = None,
     broker: BrokerOpt = DEFAULT_BROKER,
+    token_file: TokenFileOpt = None,
 ) -> None:
     """Write the broker's subscriptions as a consumers file.
 
@@ -653,7 +668,7 @@ def export(
 
     tenants: list[str | None] = list(tenant_names) if tenant_names else [None]
     try:
-        with ngsi_errors(), make_client(broker, None, None) as client:
+        with ngsi_errors(), make_client(broker, None, None, token_file=token_file) as client:
             result = export_file(
                 client,
                 project=project,
@@ -663,6 +678,8 @@ def export(
             )
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
+    import yaml
+
     text = yaml.safe_dump(result.data, sort_keys=False, allow_unicode=True, width=100)
     if out is None:
         sys.stdout.write(text)
