@@ -204,7 +204,7 @@ def test_profiles_wiring(compose: Compose) -> None:
                 )
     assert problems == []
     profiles = {p for s in services.values() for p in s.profiles}
-    assert profiles == {"temporal"}
+    assert profiles == {"temporal", "secure"}
 
 
 def test_published_ports_do_not_collide_across_profiles(
