@@ -6,7 +6,8 @@ to JSON scalar values, plus warnings. Built-in codecs, by registry name:
 - `cayennelpp`: CayenneLPP frames, original and extended types (`CayenneLPPCodec`);
 - `network-server`: the object the network server decoded itself (`NetworkServerCodec`);
 - `javascript`: TTN Device Repository, TTN v2 and ChirpStack codec scripts run in QuickJS with
-  time and memory limits (`JavaScriptCodec`, `load_device_repository_codec`).
+  time and memory limits (`JavaScriptCodec`, `load_device_repository_codec`); the sandbox
+  itself (`JavaScriptSandbox`) serves the downlink encoders as well.
 
 Failures are `CodecError(reason, message)`. `default_registry()` builds codecs from profile
 configuration blocks.
@@ -43,6 +44,7 @@ from agents.codecs._javascript import (
     EntryPoint,
     ExampleInput,
     JavaScriptCodec,
+    JavaScriptSandbox,
     load_device_repository_codec,
 )
 from agents.codecs._js_prelude import BUFFER_SHIM
@@ -76,6 +78,7 @@ __all__ = [
     "ExampleInput",
     "JavaScriptCodec",
     "JavaScriptConfig",
+    "JavaScriptSandbox",
     "LppReading",
     "LppType",
     "Measurements",

@@ -21,7 +21,8 @@ Threads. A QuickJS runtime must only ever be used by the thread that made it. A 
 therefore keeps one context per thread (made on that thread's first call, the codec source
 evaluated once per thread): an instance may be shared freely between threads, calls never share
 a context, and each thread pays the context's memory once. Codecs written for ChirpStack get a
-small `Buffer` (see `_js_prelude`).
+small `Buffer` (see `_js_prelude`). `JavaScriptSandbox` builds and keeps these contexts; the
+downlink encoders (`encodeDownlink`) use it too.
 
 Device Repository codec files (`vendor/<vendor>/<codec>.yaml`) are loaded with
 `load_device_repository_codec`: every example under `uplinkDecoder.examples` is decoded at load
@@ -57,6 +58,7 @@ __all__ = [
     "EntryPoint",
     "ExampleInput",
     "JavaScriptCodec",
+    "JavaScriptSandbox",
     "load_device_repository_codec",
 ]
 
@@ -76,6 +78,83 @@ _MAX_DIFFERENCES = 10
 class _Runtime(NamedTuple):
     context: Any
     run: Any
+
+
+class JavaScriptSandbox:
+    """A codec source in sandboxed QuickJS contexts, one context per thread.
+
+    A context is made on each thread's first use and kept for that thread: the memory, stack
+    and time limits are set, the `Buffer` shim is evaluated, then `source`, then `runner`
+    (JavaScript defining the function Python calls, named `function`). A source that fails to
+    evaluate raises `CodecError` naming `filename`: `syntax-error`, `js-error`, or the limit it
+    hit (`timeout`, `memory`, `stack-overflow`); no context is kept then. The limits are used
+    as given (callers check them).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        filename: str = "<codec>",
+        runner: str = RUNNER,
+        function: str = "__drehscheibe_run",
+        time_limit: float = DEFAULT_TIME_LIMIT,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        stack_limit: int = DEFAULT_STACK_LIMIT,
+    ) -> None:
+        self.source = source
+        self.filename = filename
+        self.runner_source = runner
+        self.function = function
+        self.time_limit = time_limit
+        self.memory_limit = memory_limit
+        self.stack_limit = stack_limit
+        self._local = threading.local()
+
+    def context(self) -> Any:
+        """This thread's `quickjs.Context` (made on first use; see the class docstring)."""
+        return self._runtime().context
+
+    def runner(self) -> Any:
+        """The runner's function in this thread's context, callable from Python."""
+        return self._runtime().run
+
+    def defines(self, name: str) -> bool:
+        """Whether `name` is a function in this thread's context."""
+        return bool(self.context().eval(f"typeof {name} === 'function'"))
+
+    def discard(self) -> None:
+        """Forget this thread's context (after a memory error); the next use makes a new one."""
+        self._local.runtime = None
+
+    def _runtime(self) -> _Runtime:
+        runtime: _Runtime | None = getattr(self._local, "runtime", None)
+        if runtime is None:
+            runtime = self._new_runtime()
+            self._local.runtime = runtime
+        return runtime
+
+    def _new_runtime(self) -> _Runtime:
+        context = quickjs.Context()
+        context.set_memory_limit(self.memory_limit)
+        context.set_max_stack_size(self.stack_limit)
+        context.set_time_limit(self.time_limit)
+        context.eval(BUFFER_SHIM)
+        try:
+            context.eval(self.source)
+        except quickjs.JSException as error:
+            reason = _reason(error)
+            if reason == "js-error":
+                text = _first_lines(error, self.filename)
+                kind: Literal["syntax-error", "js-error"] = (
+                    "syntax-error" if text.startswith("SyntaxError") else "js-error"
+                )
+                raise CodecError(kind, f"{self.filename}: {text}") from None
+            raise CodecError(
+                reason, f"{self.filename}: while loading: {_first_lines(error, self.filename)}"
+            ) from None
+        context.eval(self.runner_source)
+        return _Runtime(context, context.get(self.function))
 
 
 class JavaScriptCodec:
@@ -113,14 +192,19 @@ class JavaScriptCodec:
         self.memory_limit = memory_limit
         self.stack_limit = stack_limit
         self._variables: dict[str, str] = dict(variables or {})
-        self._local = threading.local()
+        self._sandbox = JavaScriptSandbox(
+            source,
+            filename=filename,
+            time_limit=time_limit,
+            memory_limit=memory_limit,
+            stack_limit=stack_limit,
+        )
         self.examples_checked = 0
         """How many Device Repository examples were checked when the codec was loaded."""
-        runtime = self._runtime()
-        self.entry: EntryPoint = entry or self._find_entry(runtime)
-        if not self._defines(runtime, self.entry):
+        self.entry: EntryPoint = entry or self._find_entry()
+        if not self._sandbox.defines(self.entry):
             raise CodecError("no-entry-point", f"{filename}: defines no function {self.entry}")
-        self.has_normalizer = self._defines(runtime, "normalizeUplink")
+        self.has_normalizer = self._sandbox.defines("normalizeUplink")
         if output == "normalized" and not self.has_normalizer:
             raise CodecError(
                 "no-entry-point",
@@ -145,42 +229,9 @@ class JavaScriptCodec:
 
     # contexts --------------------------------------------------------------------------------
 
-    def _runtime(self) -> _Runtime:
-        runtime: _Runtime | None = getattr(self._local, "runtime", None)
-        if runtime is None:
-            runtime = self._new_runtime()
-            self._local.runtime = runtime
-        return runtime
-
-    def _new_runtime(self) -> _Runtime:
-        context = quickjs.Context()
-        context.set_memory_limit(self.memory_limit)
-        context.set_max_stack_size(self.stack_limit)
-        context.set_time_limit(self.time_limit)
-        context.eval(BUFFER_SHIM)
-        try:
-            context.eval(self.source)
-        except quickjs.JSException as error:
-            reason = _reason(error)
-            if reason == "js-error":
-                text = _first_lines(error, self.filename)
-                kind: Literal["syntax-error", "js-error"] = (
-                    "syntax-error" if text.startswith("SyntaxError") else "js-error"
-                )
-                raise CodecError(kind, f"{self.filename}: {text}") from None
-            raise CodecError(
-                reason, f"{self.filename}: while loading: {_first_lines(error, self.filename)}"
-            ) from None
-        context.eval(RUNNER)
-        return _Runtime(context, context.get("__drehscheibe_run"))
-
-    @staticmethod
-    def _defines(runtime: _Runtime, name: str) -> bool:
-        return bool(runtime.context.eval(f"typeof {name} === 'function'"))
-
-    def _find_entry(self, runtime: _Runtime) -> EntryPoint:
+    def _find_entry(self) -> EntryPoint:
         for entry in _ENTRY_POINTS:
-            if self._defines(runtime, entry):
+            if self._sandbox.defines(entry):
                 return entry
         raise CodecError(
             "no-entry-point",
@@ -211,13 +262,13 @@ class JavaScriptCodec:
             )
         if self._variables:
             message["variables"] = self._variables
-        runtime = self._runtime()
+        run = self._sandbox.runner()
         try:
-            text = runtime.run(self.entry, orjson.dumps(message).decode(), normalize)
+            text = run(self.entry, orjson.dumps(message).decode(), normalize)
         except quickjs.JSException as error:
             reason = _reason(error)
             if reason == "memory":
-                self._local.runtime = None
+                self._sandbox.discard()
             limit = {
                 "timeout": f" (limit {self.time_limit * 1000:g} ms)",
                 "memory": f" (limit {self.memory_limit // 1024} KiB)",

@@ -5,9 +5,10 @@
   one value sent as that type on that channel (`600` → `01 64 00 00 02 58` for `generic` on 1).
 * `JavaScriptEncoder`: a TTN Device Repository `encodeDownlink(input)` with
   `input = {data, fPort?}` returning `{bytes, fPort?, warnings?, errors?}`, run in QuickJS with
-  the decoders' sandbox (the same `Buffer` shim, time, memory and stack limits; one context per
-  thread). `load_device_repository_encoder` reads a codec YAML's `downlinkEncoder` section and
-  checks its examples (`input.data` → `output.bytes` / `fPort`) at load time.
+  the decoders' sandbox (`JavaScriptSandbox`: the same `Buffer` shim, time, memory and stack
+  limits, source errors reported alike; one context per thread).
+  `load_device_repository_encoder` reads a codec YAML's `downlinkEncoder` section and checks its
+  examples (`input.data` → `output.bytes` / `fPort`) at load time.
 * `HexEncoder`: the data is the payload as hex text.
 
 Every encoder returns an `EncodedPayload` (bytes, the fPort the encoder chose or None, warnings)
@@ -16,7 +17,6 @@ and raises `DownlinkError` saying what in the data was wrong.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +27,11 @@ import quickjs
 import yaml
 
 from agents.codecs import (
-    BUFFER_SHIM,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_STACK_LIMIT,
     DEFAULT_TIME_LIMIT,
     CodecError,
+    JavaScriptSandbox,
     encode_cayennelpp,
     encode_cayennelpp_measurements,
 )
@@ -123,9 +123,17 @@ class JavaScriptEncoder:
         self.time_limit = time_limit
         self.memory_limit = memory_limit
         self.stack_limit = stack_limit
-        self._local = threading.local()
-        context = self._context()
-        if not context.eval("typeof encodeDownlink === 'function'"):
+        self._sandbox = JavaScriptSandbox(
+            source,
+            filename=filename,
+            runner=_RUNNER,
+            function="__drehscheibe_encode",
+            time_limit=time_limit,
+            memory_limit=memory_limit,
+            stack_limit=stack_limit,
+        )
+        self._encode_function()
+        if not self._sandbox.defines("encodeDownlink"):
             raise DownlinkError(f"{filename}: defines no function encodeDownlink")
 
     @classmethod
@@ -137,34 +145,26 @@ class JavaScriptEncoder:
             raise DownlinkError(f"{file}: cannot read: {error}") from None
         return cls(source, filename=str(file), **options)
 
-    def _context(self) -> Any:
-        context = getattr(self._local, "context", None)
-        if context is None:
-            context = quickjs.Context()
-            context.set_memory_limit(self.memory_limit)
-            context.set_max_stack_size(self.stack_limit)
-            context.set_time_limit(self.time_limit)
-            context.eval(BUFFER_SHIM)
-            try:
-                context.eval(self.source)
-            except quickjs.JSException as error:
-                raise DownlinkError(f"{self.filename}: {_first_line(error)}") from None
-            context.eval(_RUNNER)
-            self._local.context = context
-        return context
+    def _encode_function(self) -> Any:
+        """This thread's `__drehscheibe_encode`; a source that does not evaluate raises
+        `DownlinkError` with the sandbox's message."""
+        try:
+            return self._sandbox.runner()
+        except CodecError as error:
+            raise DownlinkError(error.message) from None
 
     def run(self, data: Any, *, f_port: int | None = None) -> dict[str, Any]:
         """Call `encodeDownlink({data, fPort?})` and return its raw result (an object)."""
         message: dict[str, Any] = {"data": data}
         if f_port is not None:
             message["fPort"] = f_port
-        context = self._context()
+        encode = self._encode_function()
         try:
-            text = context.get("__drehscheibe_encode")(orjson.dumps(message).decode())
+            text = encode(orjson.dumps(message).decode())
         except quickjs.JSException as error:
             first = _first_line(error)
             if "out of memory" in first:
-                self._local.context = None
+                self._sandbox.discard()
             if first == "InternalError: interrupted":
                 first = f"timed out (limit {self.time_limit * 1000:g} ms)"
             raise DownlinkError(f"{self.filename}: encodeDownlink: {first}") from None
