@@ -70,7 +70,185 @@ class BearerToken(httpx.Auth):
         return "BearerToken(token='***')"
 
 
-class OAuth2ClientCredentials(httpx.Auth):
+_Step = httpx.Request | float
+"""A step of a token flow: a request to send, or seconds to wait."""
+
+
+class _OAuth2Flow(httpx.Auth):
+    """What the OAuth2 grants share: the cached access token with its expiry, one lock per
+    client face so that concurrent requests share one fetch, and both flows (obtain a token
+    when none is valid, send, and on a 401 obtain a new token once and send again).
+
+    A grant supplies only `_obtain`, the steps to a new token, written once as a generator of
+    `_Step` for both faces; the grant keeps its token with `_store`.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        *,
+        scope: str | None,
+        audience: str | None,
+        refresh_margin: float,
+        timeout: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.scope = scope
+        self.audience = audience
+        self.refresh_margin = refresh_margin
+        self.timeout = httpx.Timeout(timeout)
+        self._clock = clock
+        self._sleep = sleep
+        self._token: str | None = None
+        self._expires_at: float | None = None
+        self._thread_lock = threading.Lock()
+        self._async_lock: anyio.Lock | None = None
+
+    def invalidate(self) -> None:
+        """Forget the cached token; the next request fetches a new one."""
+        self._token = None
+        self._expires_at = None
+
+    # The flows -------------------------------------------------------------------------------
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._valid_token()
+        if token is None:
+            with self._thread_lock:
+                token = yield from self._run_sync(self._renewed(None))
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        with self._thread_lock:
+            current = yield from self._run_sync(self._renewed(token))
+        response.read()
+        request.headers["Authorization"] = f"Bearer {current}"
+        yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._async_lock is None:
+            self._async_lock = anyio.Lock()
+        lock = self._async_lock
+        token = self._valid_token()
+        # An async generator cannot delegate to another, so the token steps are driven in one
+        # place: a first round, and a second one only after a 401 (`refused`).
+        refused: httpx.Response | None = None
+        rejected: str | None = None
+        while True:
+            if token is None:
+                async with lock:
+                    steps = self._renewed(rejected)
+                    reply: httpx.Response | None = None
+                    while True:
+                        try:
+                            step = steps.send(reply)
+                        except StopIteration as done:
+                            token = done.value
+                            break
+                        if isinstance(step, float):
+                            await anyio.sleep(step)
+                            reply = None
+                        else:
+                            reply = yield step
+                            await reply.aread()
+            if refused is not None:
+                await refused.aread()
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401 or refused is not None:
+                return
+            refused, rejected, token = response, token, None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        # Used only by callers that drive the generic flow themselves.
+        return self.sync_auth_flow(request)
+
+    def _run_sync(
+        self, flow: Generator[_Step, httpx.Response | None, str]
+    ) -> Generator[httpx.Request, httpx.Response, str]:
+        reply: httpx.Response | None = None
+        while True:
+            try:
+                step = flow.send(reply)
+            except StopIteration as done:
+                token: str = done.value
+                return token
+            if isinstance(step, float):
+                self._sleep(step)
+                reply = None
+            else:
+                reply = yield step
+                reply.read()
+
+    def _renewed(self, rejected: str | None) -> Generator[_Step, httpx.Response | None, str]:
+        """Steps to a valid token, to be taken under the lock: the cached one unless it is
+        missing, expired or the `rejected` one the broker refused (then invalidated), else a new
+        one (another request may have fetched it meanwhile)."""
+        current = self._valid_token()
+        if current is not None and current != rejected:
+            return current
+        if rejected is not None:
+            self.invalidate()
+        return (yield from self._obtain())
+
+    def _obtain(self) -> Generator[_Step, httpx.Response | None, str]:
+        """Steps to a new access token, kept with `_store`. Returns the token."""
+        raise NotImplementedError
+
+    # Token handling --------------------------------------------------------------------------
+
+    def _valid_token(self) -> str | None:
+        if self._token is None:
+            return None
+        if self._expires_at is not None and self._clock() >= self._expires_at:
+            return None
+        return self._token
+
+    def _store(self, response: httpx.Response) -> str:
+        where = f"token endpoint {self.token_url} for client {self.client_id!r}"
+        token, expires_in, body = _token_answer(response, where)
+        if expires_in is not None:
+            margin = min(self.refresh_margin, expires_in / 2)
+            self._expires_at = self._clock() + expires_in - margin
+        else:
+            self._expires_at = None
+        self._token = token
+        self._stored(body)
+        return token
+
+    def _stored(self, answer: dict[str, Any]) -> None:
+        """Keep what else the token endpoint answered (nothing, unless a grant needs it)."""
+
+    def _post(self, url: str, form: dict[str, str], *, secret: str | None) -> httpx.Request:
+        """A form POST to an endpoint of the issuer; with `secret`, the client authenticates
+        with HTTP Basic."""
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        if secret is not None:
+            # RFC 6749, 2.3.1: both parts are form-urlencoded before Basic encoding.
+            pair = f"{quote(self.client_id, safe='')}:{quote(secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        return httpx.Request(
+            "POST",
+            url,
+            headers=headers,
+            content=urlencode(form),
+            extensions={"timeout": self.timeout.as_dict()},
+        )
+
+
+class OAuth2ClientCredentials(_OAuth2Flow):
     """OAuth2 client credentials: a token from `token_url`, refreshed on expiry and on a 401.
 
     `refresh_margin` seconds before the announced expiry (`expires_in`) the token counts as
@@ -97,19 +275,17 @@ class OAuth2ClientCredentials(httpx.Auth):
     ) -> None:
         if not token_url or not client_id:
             raise ValueError("OAuth2 client credentials need a token URL and a client id")
-        self.token_url = token_url
-        self.client_id = client_id
+        super().__init__(
+            token_url,
+            client_id,
+            scope=scope,
+            audience=audience,
+            refresh_margin=refresh_margin,
+            timeout=timeout,
+            clock=clock,
+        )
         self._client_secret = client_secret
-        self.scope = scope
-        self.audience = audience
-        self.refresh_margin = refresh_margin
         self.credentials_in = credentials_in
-        self.timeout = httpx.Timeout(timeout)
-        self._clock = clock
-        self._token: str | None = None
-        self._expires_at: float | None = None
-        self._thread_lock = threading.Lock()
-        self._async_lock: anyio.Lock | None = None
         self.fetches = 0
         """How many tokens were fetched so far (for health reports and tests)."""
 
@@ -119,80 +295,12 @@ class OAuth2ClientCredentials(httpx.Auth):
             f"scope={self.scope!r}, client_secret='***')"
         )
 
-    def invalidate(self) -> None:
-        """Forget the cached token; the next request fetches a new one."""
-        self._token = None
-        self._expires_at = None
-
-    # The flows -------------------------------------------------------------------------------
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._valid_token()
-        if token is None:
-            with self._thread_lock:
-                token = self._valid_token()
-                if token is None:
-                    response = yield self._token_request()
-                    response.read()
-                    token = self._store(response)
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        with self._thread_lock:
-            current = self._valid_token()
-            if current is None or current == token:
-                self.invalidate()
-                token_response = yield self._token_request()
-                token_response.read()
-                current = self._store(token_response)
-        response.read()
-        request.headers["Authorization"] = f"Bearer {current}"
-        yield request
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self._async_lock is None:
-            self._async_lock = anyio.Lock()
-        lock = self._async_lock
-        token = self._valid_token()
-        if token is None:
-            async with lock:
-                token = self._valid_token()
-                if token is None:
-                    response = yield self._token_request()
-                    await response.aread()
-                    token = self._store(response)
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        async with lock:
-            current = self._valid_token()
-            if current is None or current == token:
-                self.invalidate()
-                token_response = yield self._token_request()
-                await token_response.aread()
-                current = self._store(token_response)
-        await response.aread()
-        request.headers["Authorization"] = f"Bearer {current}"
-        yield request
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        # Used only by callers that drive the generic flow themselves.
-        return self.sync_auth_flow(request)
-
-    # Token handling --------------------------------------------------------------------------
-
-    def _valid_token(self) -> str | None:
-        if self._token is None:
-            return None
-        if self._expires_at is not None and self._clock() >= self._expires_at:
-            return None
-        return self._token
+    def _obtain(self) -> Generator[_Step, httpx.Response | None, str]:
+        response = yield self._token_request()
+        assert response is not None
+        token = self._store(response)
+        self.fetches += 1
+        return token
 
     def _token_request(self) -> httpx.Request:
         form: dict[str, str] = {"grant_type": "client_credentials"}
@@ -200,36 +308,11 @@ class OAuth2ClientCredentials(httpx.Auth):
             form["scope"] = self.scope
         if self.audience:
             form["audience"] = self.audience
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
         if self.credentials_in == "basic":
-            # RFC 6749, 2.3.1: both parts are form-urlencoded before Basic encoding.
-            pair = f"{quote(self.client_id, safe='')}:{quote(self._client_secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-        else:
-            form["client_id"] = self.client_id
-            form["client_secret"] = self._client_secret
-        return httpx.Request(
-            "POST",
-            self.token_url,
-            headers=headers,
-            content=urlencode(form),
-            extensions={"timeout": self.timeout.as_dict()},
-        )
-
-    def _store(self, response: httpx.Response) -> str:
-        where = f"token endpoint {self.token_url} for client {self.client_id!r}"
-        token, expires_in, _ = _token_answer(response, where)
-        if expires_in is not None:
-            margin = min(self.refresh_margin, expires_in / 2)
-            self._expires_at = self._clock() + expires_in - margin
-        else:
-            self._expires_at = None
-        self._token = token
-        self.fetches += 1
-        return token
+            return self._post(self.token_url, form, secret=self._client_secret)
+        form["client_id"] = self.client_id
+        form["client_secret"] = self._client_secret
+        return self._post(self.token_url, form, secret=None)
 
 
 def _json_body(response: httpx.Response) -> Any:
@@ -307,11 +390,7 @@ def print_device_code(code: DeviceCode) -> None:
     )
 
 
-_Step = httpx.Request | float
-"""A step of a token flow: a request to send, or seconds to wait."""
-
-
-class OAuth2DeviceCode(httpx.Auth):
+class OAuth2DeviceCode(_OAuth2Flow):
     """OAuth2 for people at a terminal: the device authorization grant (RFC 8628), then the
     refresh-token grant (RFC 6749, 6) for as long as the issuer allows.
 
@@ -356,23 +435,21 @@ class OAuth2DeviceCode(httpx.Auth):
                 "the device authorization grant needs a device authorization URL, a token URL "
                 "and a client id"
             )
+        super().__init__(
+            token_url,
+            client_id,
+            scope=scope,
+            audience=audience,
+            refresh_margin=refresh_margin,
+            timeout=timeout,
+            clock=clock,
+            sleep=sleep,
+        )
         self.device_authorization_url = device_authorization_url
-        self.token_url = token_url
-        self.client_id = client_id
         self._client_secret = client_secret
-        self.scope = scope
-        self.audience = audience
         self.prompt = prompt
         self.token_file = Path(token_file) if token_file is not None else None
-        self.refresh_margin = refresh_margin
-        self.timeout = httpx.Timeout(timeout)
-        self._clock = clock
-        self._sleep = sleep
-        self._token: str | None = None
-        self._expires_at: float | None = None
         self._refresh_token: str | None = self._read_token_file()
-        self._thread_lock = threading.Lock()
-        self._async_lock: anyio.Lock | None = None
         self.logins = 0
         """How many device logins were completed (for tests and health reports)."""
         self.refreshes = 0
@@ -391,8 +468,7 @@ class OAuth2DeviceCode(httpx.Auth):
 
     def invalidate(self) -> None:
         """Forget the access token (the refresh token is kept)."""
-        self._token = None
-        self._expires_at = None
+        super().invalidate()
 
     def logout(self) -> None:
         """Forget every token and delete `token_file`."""
@@ -406,114 +482,13 @@ class OAuth2DeviceCode(httpx.Auth):
         client of its own; `transport` is for tests."""
         with self._thread_lock, httpx.Client(transport=transport) as client:
             self.invalidate()
-            flow = self._obtain()
-            reply: httpx.Response | None = None
-            while True:
-                try:
-                    step = flow.send(reply)
-                except StopIteration:
-                    return
-                if isinstance(step, float):
-                    self._sleep(step)
-                    reply = None
-                else:
-                    reply = client.send(step)
-
-    # The flows -------------------------------------------------------------------------------
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._valid_token()
-        if token is None:
-            with self._thread_lock:
-                token = self._valid_token()
-                if token is None:
-                    token = yield from self._run_sync(self._obtain())
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        with self._thread_lock:
-            current = self._valid_token()
-            if current is None or current == token:
-                self.invalidate()
-                current = yield from self._run_sync(self._obtain())
-        response.read()
-        request.headers["Authorization"] = f"Bearer {current}"
-        yield request
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self._async_lock is None:
-            self._async_lock = anyio.Lock()
-        lock = self._async_lock
-        token = self._valid_token()
-        if token is None:
-            async with lock:
-                token = self._valid_token()
-                if token is None:
-                    flow = self._obtain()
-                    reply: httpx.Response | None = None
-                    while True:
-                        try:
-                            step = flow.send(reply)
-                        except StopIteration as done:
-                            token = done.value
-                            break
-                        if isinstance(step, float):
-                            await anyio.sleep(step)
-                            reply = None
-                        else:
-                            reply = yield step
-                            await reply.aread()
-        assert token is not None
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        async with lock:
-            current = self._valid_token()
-            if current is None or current == token:
-                self.invalidate()
-                flow = self._obtain()
-                reply = None
-                while True:
-                    try:
-                        step = flow.send(reply)
-                    except StopIteration as done:
-                        current = done.value
-                        break
-                    if isinstance(step, float):
-                        await anyio.sleep(step)
-                        reply = None
-                    else:
-                        reply = yield step
-                        await reply.aread()
-        await response.aread()
-        request.headers["Authorization"] = f"Bearer {current}"
-        yield request
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        return self.sync_auth_flow(request)
-
-    def _run_sync(
-        self, flow: Generator[_Step, httpx.Response | None, str]
-    ) -> Generator[httpx.Request, httpx.Response, str]:
-        reply: httpx.Response | None = None
-        while True:
+            steps = self._run_sync(self._obtain())
             try:
-                step = flow.send(reply)
-            except StopIteration as done:
-                token: str = done.value
-                return token
-            if isinstance(step, float):
-                self._sleep(step)
-                reply = None
-            else:
-                reply = yield step
-                reply.read()
+                request = next(steps)
+                while True:
+                    request = steps.send(client.send(request))
+            except StopIteration:
+                return
 
     # The grant, written once as a generator of steps ----------------------------------------
 
@@ -540,7 +515,7 @@ class OAuth2DeviceCode(httpx.Auth):
             form["scope"] = self.scope
         if self.audience:
             form["audience"] = self.audience
-        response = yield self._post(self.device_authorization_url, form)
+        response = yield self._post(self.device_authorization_url, form, secret=self._client_secret)
         assert response is not None
         code, device_code = self._device_code(response)
         self.prompt(code)
@@ -621,47 +596,15 @@ class OAuth2DeviceCode(httpx.Auth):
         form = dict(form)
         if self._client_secret is None:
             form["client_id"] = self.client_id
-        return self._post(self.token_url, form)
-
-    def _post(self, url: str, form: dict[str, str]) -> httpx.Request:
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
-        if self._client_secret is not None:
-            pair = f"{quote(self.client_id, safe='')}:{quote(self._client_secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-        return httpx.Request(
-            "POST",
-            url,
-            headers=headers,
-            content=urlencode(form),
-            extensions={"timeout": self.timeout.as_dict()},
-        )
+        return self._post(self.token_url, form, secret=self._client_secret)
 
     # Token handling --------------------------------------------------------------------------
 
-    def _valid_token(self) -> str | None:
-        if self._token is None:
-            return None
-        if self._expires_at is not None and self._clock() >= self._expires_at:
-            return None
-        return self._token
-
-    def _store(self, response: httpx.Response) -> str:
-        where = f"token endpoint {self.token_url} for client {self.client_id!r}"
-        token, expires_in, body = _token_answer(response, where)
-        if expires_in is not None:
-            margin = min(self.refresh_margin, expires_in / 2)
-            self._expires_at = self._clock() + expires_in - margin
-        else:
-            self._expires_at = None
-        self._token = token
-        refresh = body.get("refresh_token")
+    def _stored(self, answer: dict[str, Any]) -> None:
+        refresh = answer.get("refresh_token")
         if isinstance(refresh, str) and refresh and refresh != self._refresh_token:
             self._refresh_token = refresh
             self._write_token_file()
-        return token
 
     def _read_token_file(self) -> str | None:
         if self.token_file is None:
