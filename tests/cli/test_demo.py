@@ -4,6 +4,7 @@ leaves no process behind and a second run on the same folder keeps the data."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import socket
 import sqlite3
@@ -182,6 +183,13 @@ def test_demo_brings_the_path_up_keeps_its_data_and_stops_cleanly(tmp_path: Path
                 what="new rows in the planning archive",
             )
             kept_rows = _planning_rows(consumers / "planning.sqlite")
+            # New rows can come from the outbox the previous run left; wait for this run's
+            # simulator to have registered its fleet too.
+            _wait(
+                functools.partial(_registered_after, data / "logs" / "simulator.log", run),
+                until=until,
+                what="the simulator's registration",
+            )
         finally:
             demo.send_signal(signal.SIGINT)
             code = demo.wait(timeout=60)
@@ -192,6 +200,14 @@ def test_demo_brings_the_path_up_keeps_its_data_and_stops_cleanly(tmp_path: Path
             assert not Path(f"/proc/{child}").exists(), f"child {child} left behind (run {run})"
     simulator_log = (data / "logs" / "simulator.log").read_text()
     assert f"already registered {DEVICES}" in simulator_log, "the second run kept the devices"
+
+
+def _registered_after(log: Path, runs: int) -> bool:
+    """Whether more than `runs` runs of the simulator have reported their registration."""
+    if not log.is_file():
+        return False
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return sum("already registered" in line for line in lines) > runs
 
 
 def test_demo_refuses_ports_in_use_before_starting_anything(tmp_path: Path) -> None:
