@@ -29,6 +29,7 @@ import pytest
 import uvicorn
 
 from ngsi.broker import BrokerSettings, create_app
+from tests._serve import serve_app
 from tests.conftest import SHARED, free_port, wait_for_port
 
 SDM_SUBJECTS = ("Environment", "Weather", "Device", "Parking", "Transportation")
@@ -69,32 +70,10 @@ def start_broker(data_dir: Path, **settings: Any) -> Iterator[RunningBroker]:
     """Serve a broker on a free port of 127.0.0.1 in a thread until the block ends."""
     port = settings.pop("port", None) or free_port()
     config_settings = BrokerSettings(data_dir=data_dir, port=port, **settings)
-    app = create_app(config_settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="asyncio",
-        http="h11",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"broker-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the broker on port {port} did not start")
-        time.sleep(0.01)
-    try:
+    with serve_app(create_app(config_settings), port=port, name="broker") as served:
         yield RunningBroker(
-            url=f"http://127.0.0.1:{port}", settings=config_settings, server=server, thread=thread
+            url=served.url, settings=config_settings, server=served.server, thread=served.thread
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ representation; rolled-back writes leave no trace; the cache stays within its me
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.middleware import Middleware
 
 from ngsi.broker import BrokerSettings, Store, create_app
@@ -20,6 +18,7 @@ from ngsi.broker._cache import EntityCache
 from ngsi.broker._middleware import EntityCacheMiddleware
 from ngsi.broker._service import EntityService
 from ngsi.broker._state import WorkerPool
+from tests._serve import serve_app
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url
 from tests.broker.test_entities import create, new_id, prop, thing
 from tests.conftest import free_port
@@ -206,20 +205,10 @@ def broker_with_fast_path(tmp_path: Path) -> Iterator[RunningBroker]:
     )
     app = create_app(settings)
     app.user_middleware.insert(0, Middleware(EntityCacheMiddleware))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="h11", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.01)
-    try:
+    with serve_app(app, port=port, name="broker") as served:
         yield RunningBroker(
-            url=f"http://127.0.0.1:{port}", settings=settings, server=server, thread=thread
+            url=served.url, settings=settings, server=served.server, thread=served.thread
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def test_the_fast_path_answers_as_the_endpoint_does(broker_with_fast_path: RunningBroker) -> None:

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ngsi.broker import BrokerSettings, create_app
 from ngsi.broker._subscriptions import SubscriptionService, create_extension
+from tests._serve import serve_app
 from tests.conftest import free_port, wait_for_port
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
@@ -86,24 +87,13 @@ def running_broker(
 
         extensions.append(temporal_extension(settings, **temporal))
     app = create_app(settings, extensions=extensions)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"broker-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the broker did not start")
-        time.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=10) as client:
-        try:
-            yield RunningBroker(url=url, server=server, thread=thread, app=app, client=client)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=20)
+    with (
+        serve_app(app, port=port, name="broker") as served,
+        httpx.Client(base_url=served.url, timeout=10) as client,
+    ):
+        yield RunningBroker(
+            url=served.url, server=served.server, thread=served.thread, app=app, client=client
+        )
 
 
 @dataclass

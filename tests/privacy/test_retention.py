@@ -4,7 +4,6 @@ archive and dead letters remove exactly what is past its period, nothing else.""
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from agents.delivery import DeadLetters, UplinkArchive
@@ -21,7 +19,7 @@ from agents.privacy import apply_agent_retention
 from ngsi.broker import BrokerSettings, create_app, default_extensions
 from ngsi.broker._retention import RetentionExtension, StateRetention
 from ngsi.broker._temporal import History
-from tests.conftest import free_port
+from tests._serve import serve_app
 from tests.e2e.support import wait_for
 
 DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -29,22 +27,8 @@ DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"
 
 @contextlib.contextmanager
 def serve(app: Starlette) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/ngsi-ld/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_app(app, name="broker") as served:
+        yield f"{served.url}/ngsi-ld/v1"
 
 
 def entity(entity_id: str, kind: str, value: float) -> dict[str, Any]:

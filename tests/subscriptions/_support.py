@@ -21,6 +21,7 @@ import uvicorn
 
 from ngsi.broker import BrokerSettings, create_app
 from ngsi.broker._subscriptions import create_extension
+from tests._serve import serve_app
 from tests.broker.conftest import SDM_CONTEXTS, sdm_url
 from tests.conftest import REPO, free_port, wait_for_port
 
@@ -48,29 +49,8 @@ def broker_with(data_dir: Path, **subscription_options: Any) -> Iterator[Broker]
     port = free_port()
     settings = BrokerSettings(data_dir=data_dir, port=port, preload_contexts=dict(SDM_CONTEXTS))
     app = create_app(settings, extensions=[create_extension(settings, **subscription_options)])
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="asyncio",
-        http="h11",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"broker-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the broker did not start")
-        time.sleep(0.01)
-    try:
-        yield Broker(url=f"http://127.0.0.1:{port}", app=app, server=server, thread=thread)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serve_app(app, port=port, name="broker") as served:
+        yield Broker(url=served.url, app=app, server=served.server, thread=served.thread)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ import uvicorn
 from drehscheibe.web import WebSettings, create_app
 from models import model_info
 from ngsi import Client
+from tests._serve import serve_app
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
 from tests.conftest import free_port
 
@@ -44,31 +44,10 @@ def start_web(**settings: Any) -> Iterator[RunningWeb]:
     """Serve the page on a free port of 127.0.0.1 in a thread until the block ends."""
     port = free_port()
     web_settings = WebSettings(port=port, **settings)
-    config = uvicorn.Config(
-        create_app(web_settings),
-        host="127.0.0.1",
-        port=port,
-        loop="asyncio",
-        http="h11",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"web-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the page on port {port} did not start")
-        time.sleep(0.01)
-    try:
+    with serve_app(create_app(web_settings), port=port, name="page") as served:
         yield RunningWeb(
-            url=f"http://127.0.0.1:{port}", settings=web_settings, server=server, thread=thread
+            url=served.url, settings=web_settings, server=served.server, thread=served.thread
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture(scope="module")
