@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def run_drehscheibe(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """`drehscheibe ARGS` as a subprocess of this Python, its output captured as text; `env`
+    replaces the environment (default: this one, with tables 250 columns wide)."""
+    return subprocess.run(
+        [sys.executable, "-m", "drehscheibe", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(env) if env is not None else {**os.environ, "COLUMNS": "250"},
+    )
 
 
 def wait_for_port(port: int, *, timeout: float = 10.0) -> None:

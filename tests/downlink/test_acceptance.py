@@ -8,7 +8,6 @@ subprocess.
 from __future__ import annotations
 
 import base64
-import os
 import queue
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from agents.downlink import DownlinkStore
 from agents.registry import DEVICE_CONTEXT
 from ngsi import Client
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto, free_port, run_drehscheibe
 from tests.e2e.support import (
     agent_config,
     chirpstack_topic,
@@ -80,14 +79,7 @@ class Listener:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drehscheibe", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
+    return run_drehscheibe(*args)
 
 
 def learned(tmp_path: Path, dev_eui: str) -> bool:

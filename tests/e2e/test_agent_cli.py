@@ -3,9 +3,7 @@ replay | purge` and `uplinks replay`, beside a running agent."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 import yaml
 
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url, start_broker
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, run_drehscheibe
 from tests.e2e.support import (
     agent_config,
     lpp,
@@ -46,14 +44,7 @@ entities:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drehscheibe", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "COLUMNS": "250"},
-    )
+    return run_drehscheibe(*args, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,13 @@ Smart Data Models contexts), a tenant per test, the CLI as a real subprocess."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
+from tests.conftest import run_drehscheibe
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,7 @@ def tenant() -> str:
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`drehscheibe ARGS` as a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "drehscheibe", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    return run_drehscheibe(*args, env=env)
 
 
 def devices(

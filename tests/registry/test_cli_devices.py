@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from agents.registry import DEVICE_CONTEXT
 from tests.broker.conftest import RunningBroker
+from tests.conftest import run_drehscheibe
 
 _counter = itertools.count(1)
 LINK = f'<{DEVICE_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
@@ -26,14 +26,7 @@ def new_eui() -> str:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drehscheibe", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    return run_drehscheibe(*args, env=env)
 
 
 def devices(broker: RunningBroker, *args: str) -> subprocess.CompletedProcess[str]:
