@@ -223,6 +223,42 @@ def _prepare(name: str, instance: Any, stamp: str, *, where: str) -> dict[str, A
     return out
 
 
+_SIMPLE_MEMBERS = {
+    "Property": frozenset({"type", "value", "unitCode", "observedAt"}),
+    "Relationship": frozenset({"type", "object", "observedAt"}),
+    "GeoProperty": frozenset({"type", "value", "observedAt"}),
+}
+
+
+def _prepare_simple(instance: Any, stamp: str) -> dict[str, Any] | None:
+    """`_prepare` of the common instance (a Property, a Relationship to one URI or a Point
+    GeoProperty, no datasetId, sub-attributes or system members, not NGSI-LD Null), or None
+    when the instance needs the full check (which also words the error)."""
+    if instance.__class__ is not dict:
+        return None
+    kind = instance.get("type")
+    members = _SIMPLE_MEMBERS.get(kind) if kind.__class__ is str else None
+    if members is None or not instance.keys() <= members:
+        return None
+    if kind == "Relationship":
+        target = instance.get("object")
+        if target.__class__ is not str or ":" not in target or target == NGSI_LD_NULL:
+            return None
+    else:
+        value = instance.get("value")
+        if value is None or value == NGSI_LD_NULL:
+            return None
+        if kind == "GeoProperty" and not _is_plain_point(value):
+            return None
+    observed = instance.get("observedAt")
+    if observed is not None and not _is_datetime(observed):
+        return None
+    out = instance.copy()
+    out["createdAt"] = stamp
+    out["modifiedAt"] = stamp
+    return out
+
+
 def _is_plain_point(value: Any) -> bool:
     """Whether `value` is exactly `{"type": "Point", "coordinates": [lon, lat(, alt)]}` with
     finite numbers in range: the common geometry, valid without the full GeoJSON check."""
@@ -288,7 +324,8 @@ def prepare_fragment(
         if name in ENTITY_MEMBERS or name[:1] == "@":
             continue
         if value.__class__ is not list:
-            result[name] = [_prepare(name, value, stamp, where=where)]
+            simple = _prepare_simple(value, stamp)
+            result[name] = [simple or _prepare(name, value, stamp, where=where)]
             continue
         if not value:
             raise BadRequestData(f"{where}: attribute {name!r} is an empty list")
@@ -366,20 +403,23 @@ def _write_instances(
     """Put stamped `items` into attribute `name`, replacing the instances with the same
     datasetId (keeping their createdAt); False if skipped because of `overwrite=False`."""
     current = doc.get(name)
-    deleting = _DELETE in items[0] if len(items) == 1 else any(_DELETE in i for i in items)
-    if current is None and not deleting:
-        doc[name] = items[0] if len(items) == 1 else items
-        return True
-    if current.__class__ is dict and len(items) == 1 and not deleting:
+    if len(items) == 1:
         item = items[0]
-        if current.get("datasetId") == item.get("datasetId"):
-            if not overwrite:
-                return False
-            created = current.get("createdAt")
-            if created is not None:
-                item["createdAt"] = created
-            doc[name] = item
-            return True
+        if _DELETE not in item:
+            if current is None:
+                doc[name] = item
+                return True
+            if current.__class__ is dict and current.get("datasetId") == item.get("datasetId"):
+                if not overwrite:
+                    return False
+                created = current.get("createdAt")
+                if created is not None:
+                    item["createdAt"] = created
+                doc[name] = item
+                return True
+    elif current is None and not any(_DELETE in i for i in items):
+        doc[name] = items
+        return True
     existing = instances(current) if current is not None else []
     if not overwrite:
         present = {e.get("datasetId") for e in existing}
@@ -492,6 +532,8 @@ def merge_entity(
 
 def _retype(doc: dict[str, Any], fragment: Mapping[str, Any], *, where: str) -> None:
     if "type" not in fragment:
+        return
+    if fragment["type"] == doc.get("type") and doc["type"].__class__ is str:
         return
     old = list(entity_types(doc))
     new = _types_value(fragment["type"], where=where)
