@@ -14,6 +14,11 @@ Contract (kept by `ngsi.broker._store`):
   last write whose response was already sent.
 - Entries are immutable: a write replaces the entry (dropping its renderings) instead of
   changing it; `CachedEntity.document()` decodes a fresh dict for each caller.
+- An entry put by a write may also hold `doc`, the very document that write produced, so that
+  the next merge into the entity need not decode it again. It is shared: only a reader that
+  never changes it (nor anything in it) may take it. It counts `_PARSED_FACTOR` times its
+  bytes, and documents may fill at most half of `max_bytes`: beyond that the oldest entries
+  lose their document (keeping their bytes).
 - The least recently used entries are dropped once the entries' bytes exceed `max_bytes`.
 """
 
@@ -21,18 +26,21 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
 __all__ = ["DEFAULT_CACHE_BYTES", "CachedEntity", "EntityCache", "Rendering"]
 
-DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
-"""Memory for cached entities and their renderings: 64 MiB (some 20,000 typical entities)."""
+DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
+"""Memory for cached entities and their renderings: 128 MiB (some 15,000 typical entities
+written lately, more that were only read)."""
 
 _ENTRY_OVERHEAD = 240
 """Bytes an entry costs besides its documents (the key, the entry, the dict slots)."""
+_PARSED_FACTOR = 3
+"""A decoded document takes about three times the memory of its JSON bytes."""
 _MAX_RENDERINGS = 4
 
 Rendering = tuple[bytes, list[tuple[bytes, bytes]], object]
@@ -48,12 +56,20 @@ def _rendering_size(rendering: Rendering) -> int:
 class CachedEntity:
     """One entity's stored bytes and the responses rendered from them."""
 
-    __slots__ = ("raw", "renderings", "size")
+    __slots__ = ("doc", "raw", "renderings", "size")
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, doc: dict[str, Any] | None = None) -> None:
         self.raw = raw
+        self.doc = doc
         self.renderings: dict[Hashable, Rendering] = {}
         self.size = len(raw) + _ENTRY_OVERHEAD
+        if doc is not None:
+            self.size += self.doc_size
+
+    @property
+    def doc_size(self) -> int:
+        """Bytes the decoded document counts for."""
+        return len(self.raw) * _PARSED_FACTOR
 
     def document(self) -> dict[str, Any]:
         """The stored document, decoded afresh (the caller owns it)."""
@@ -75,6 +91,8 @@ class EntityCache:
         self.max_bytes = max(0, max_bytes)
         self._entries: OrderedDict[tuple[str | None, str], CachedEntity] = OrderedDict()
         self._bytes = 0
+        self._with_doc: OrderedDict[tuple[str | None, str], CachedEntity] = OrderedDict()
+        self._doc_bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -109,15 +127,22 @@ class EntityCache:
             self._shrink()
         return entry
 
-    def update(self, tenant: str | None, written: Iterable[tuple[str, bytes | None]]) -> None:
+    def update(
+        self,
+        tenant: str | None,
+        written: Iterable[tuple[str, bytes | None]],
+        docs: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Apply committed writes: new bytes per entity id, None for a deleted entity (call
-        with the tenant's store lock held)."""
+        with the tenant's store lock held). `docs` holds, by entity id, documents the writer
+        hands over for sharing (see the module contract)."""
+        shared = docs or {}
         with self._lock:
             for entity_id, raw in written:
                 if raw is None or not self.max_bytes:
                     self._drop((tenant, entity_id))
                 else:
-                    self._put(tenant, entity_id, CachedEntity(raw))
+                    self._put(tenant, entity_id, CachedEntity(raw, shared.get(entity_id)))
             self._shrink()
 
     def discard(self, tenant: str | None, entity_id: str) -> None:
@@ -128,6 +153,8 @@ class EntityCache:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+            self._with_doc.clear()
+            self._doc_bytes = 0
 
     def remember(self, entry: CachedEntity, key: Hashable, rendering: Rendering) -> None:
         """Keep a response rendered from `entry` for requests with the same `key` (no-op once
@@ -151,16 +178,30 @@ class EntityCache:
         self._drop(key)
         self._entries[key] = entry
         self._bytes += entry.size
+        if entry.doc is not None:
+            self._with_doc[key] = entry
+            self._doc_bytes += entry.doc_size
 
     def _drop(self, key: tuple[str | None, str]) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= old.size
             old.size = -1  # marks the entry as gone for `remember`
+            if self._with_doc.pop(key, None) is not None:
+                self._doc_bytes -= old.doc_size
 
     def _shrink(self) -> None:
+        with_doc, doc_limit = self._with_doc, self.max_bytes // 2
+        while self._doc_bytes > doc_limit and with_doc:
+            _, entry = with_doc.popitem(last=False)
+            entry.doc = None
+            self._doc_bytes -= entry.doc_size
+            entry.size -= entry.doc_size
+            self._bytes -= entry.doc_size
         entries = self._entries
         while self._bytes > self.max_bytes and entries:
-            _, old = entries.popitem(last=False)
+            key, old = entries.popitem(last=False)
             self._bytes -= old.size
             old.size = -1
+            if with_doc.pop(key, None) is not None:
+                self._doc_bytes -= old.doc_size

@@ -247,7 +247,8 @@ class EntityService:
         mode: UpsertMode,
         overwrite: bool,
     ) -> None:
-        before = txn.get_many([b["id"] for b in bodies])
+        # A merge (options=update) copies what it changes, so it may read the cache's documents.
+        before = txn.get_many([b["id"] for b in bodies], shared=mode == "update")
         current: dict[str, dict[str, Any]] = dict(before)
         created: dict[str, None] = {}
         changed: dict[str, set[str]] = {}
@@ -299,6 +300,7 @@ class EntityService:
         txn.update_many(
             [(before[i], current[i], names) for i, names in changed.items() if i in before]
         )
+        txn.share(current[i] for i in succeeded)
         outcome.created = [i for i in created if i in succeeded]
 
     def batch_delete(self, tenant: str | None, entity_ids: Sequence[str]) -> BatchOutcome:

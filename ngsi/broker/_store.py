@@ -184,8 +184,11 @@ class ReadTransaction:
         doc: dict[str, Any] = orjson.loads(raw)
         return doc
 
-    def get_many(self, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The stored documents of those ids that exist, by id."""
+    def get_many(
+        self, entity_ids: Sequence[str], *, shared: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """The stored documents of those ids that exist, by id. `shared=True` may return the
+        cache's own documents: the caller must not change them, nor anything in them."""
         found: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
         cache, tenant = self._cache, self._tenant.name
@@ -195,6 +198,9 @@ class ReadTransaction:
                 entry = cache.get(tenant, entity_id)
                 if entry is None:
                     missing.append(entity_id)
+                    continue
+                if shared and entry.doc is not None:
+                    found[entity_id] = entry.doc
                     continue
                 raw = entry.raw
             if raw is not None:
@@ -406,11 +412,30 @@ class WriteTransaction(ReadTransaction):
         self.changes: list[EntityChange] = []
         self.written: dict[str, bytes | None] = {}
         """Entity id → the bytes this transaction stored (None: deleted), for the cache."""
+        self._shared: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         self._began = False
         self._deferred: tuple[str, Any, bool] | None = None
 
     def _pending_raw(self, entity_id: str) -> Any:
         return self.written.get(entity_id, _NOT_PENDING)
+
+    def share(self, docs: Iterable[dict[str, Any]]) -> None:
+        """Hand documents just written to the cache as they are, for `get_many(shared=True)`
+        after the commit: the caller gives them up (neither it nor anyone else changes them
+        any more). A document written over again later in the transaction is not shared."""
+        written = self.written
+        for doc in docs:
+            entity_id = doc["id"]
+            self._shared[entity_id] = (doc, written.get(entity_id))
+
+    def shared_documents(self) -> dict[str, dict[str, Any]]:
+        """The shared documents that are still what this transaction wrote, by entity id."""
+        written = self.written
+        return {
+            entity_id: doc
+            for entity_id, (doc, raw) in self._shared.items()
+            if raw is not None and written.get(entity_id) is raw
+        }
 
     # Writes run inside one SQLite transaction, begun when a second statement comes: a
     # transaction that is one statement (an attribute update, say) runs it on its own, which
@@ -715,7 +740,7 @@ class Store:
                 txn._rollback()
                 raise
             if txn.written:
-                self.cache.update(tenant, txn.written.items())
+                self.cache.update(tenant, txn.written.items(), txn.shared_documents())
             self._emit(txn.changes)
 
     def _emit(self, changes: Sequence[EntityChange]) -> None:

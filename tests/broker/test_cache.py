@@ -4,12 +4,14 @@ representation; rolled-back writes leave no trace; the cache stays within its me
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.middleware import Middleware
 
@@ -346,3 +348,78 @@ def test_several_rows_are_written_inside_one_sqlite_transaction(tmp_path: Path) 
         connection.set_trace_callback(None)
     finally:
         store.close()
+
+
+def test_a_merge_reads_the_document_its_last_write_shared(tmp_path: Path) -> None:
+    """`options=update` merges start from the document the previous write left in the cache
+    (no decoding); every other read gets its own copy, and the shared one never changes."""
+    store = Store(tmp_path / "data")
+    store.open()
+    try:
+        service = EntityService(store)
+        entity_id = "urn:ngsi-ld:T:shared"
+        name = "https://example.org/a"
+        body = {"id": entity_id, "type": "https://example.org/T", name: prop(1)}
+        service.batch_upsert(None, [body], mode="update")
+        entry = store.cached(None, entity_id)
+        assert entry is not None
+        assert entry.doc is not None
+        first = entry.doc
+        snapshot = copy.deepcopy(first)
+        with store.read(None) as txn:
+            assert txn.get_many([entity_id], shared=True)[entity_id] is first
+            copied = txn.get_many([entity_id])[entity_id]
+        assert copied == first
+        assert copied is not first
+
+        service.batch_upsert(None, [{**body, name: prop(2)}], mode="update")
+        assert first == snapshot  # the merge copied what it changed
+        entry = store.cached(None, entity_id)
+        assert entry is not None
+        assert entry.doc is not None
+        assert entry.doc[name]["value"] == 2
+        assert entry.doc[name]["createdAt"] == first[name]["createdAt"]
+        assert orjson.loads(entry.raw) == entry.doc
+
+        service.update_attributes(None, entity_id, {name: prop(3)})  # not a sharing write
+        entry = store.cached(None, entity_id)
+        assert entry is not None
+        assert entry.doc is None
+        with store.read(None) as txn:
+            assert txn.get_many([entity_id], shared=True)[entity_id][name]["value"] == 3
+    finally:
+        store.close()
+
+
+def test_a_document_written_again_in_the_transaction_is_not_shared(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data")
+    store.open()
+    try:
+        entity_id = "urn:ngsi-ld:T:again"
+        doc = {"id": entity_id, "type": "https://example.org/T"}
+        with store.write(None) as txn:
+            txn.insert_many([doc])
+            txn.share([doc])
+            later = {**doc, "https://example.org/a": prop(1)}
+            txn.update_many([(doc, later, ["https://example.org/a"])])
+        entry = store.cached(None, entity_id)
+        assert entry is not None
+        assert entry.doc is None
+        assert orjson.loads(entry.raw) == later
+    finally:
+        store.close()
+
+
+def test_shared_documents_fill_at_most_half_the_cache_and_go_first() -> None:
+    cache = EntityCache(max_bytes=40_000)
+    raw = b"x" * 1_000
+    for n in range(30):
+        cache.update(None, [(f"urn:ngsi-ld:T:{n}", raw)], {f"urn:ngsi-ld:T:{n}": {"n": n}})
+        assert cache.size <= 40_000
+    kept = [cache.get(None, f"urn:ngsi-ld:T:{n}") for n in range(30)]
+    with_doc = [entry for entry in kept if entry is not None and entry.doc is not None]
+    assert 0 < len(with_doc) * 3_000 <= 20_000  # a document counts three times its bytes
+    assert with_doc == [kept[n] for n in range(30 - len(with_doc), 30)]  # the newest keep theirs
+    assert all(entry is not None for entry in kept[-16:])  # half the room stays for entries
+    cache.update(None, [("urn:ngsi-ld:T:29", None)])
+    assert cache.get(None, "urn:ngsi-ld:T:29") is None
