@@ -519,26 +519,29 @@ class History:
         check_stamp = change.kind == "updated" and bool(stamp)
         written: dict[str, Any] = {}
         oldest: str | None = None
-        items: tuple[Mapping[str, Any], ...]
+        instants = _INSTANTS
         for name in names:
             value = after.get(name)
             if value.__class__ is dict:
-                if check_stamp and value.get("modifiedAt") not in (None, stamp):
+                modified = value.get("modifiedAt")
+                if check_stamp and modified is not None and modified != stamp:
                     continue
-                kept: Any = value
-                items = (value,)
+                written[name] = value
+                items: Sequence[Mapping[str, Any]] = (value,)
             else:
-                items = tuple(
+                items = [
                     instance
                     for instance in _instances(value)
                     if not check_stamp or instance.get("modifiedAt") in (None, stamp)
-                )
+                ]
                 if not items:
                     continue
-                kept = list(items)
-            written[name] = kept
+                written[name] = items
             for instance in items:
-                moment = _cached_instant(instance.get("observedAt")) or recorded
+                observed = instance.get("observedAt")
+                moment = instants.get(observed) if observed.__class__ is str else None
+                if moment is None:
+                    moment = _cached_instant(observed) or recorded
                 if oldest is None or moment < oldest:
                     oldest = moment
         if oldest is not None:
