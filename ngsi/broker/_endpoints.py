@@ -29,7 +29,7 @@ from ngsi._errors import BadRequestData, InvalidRequest, NgsiApiError, ResourceN
 from ngsi._ids import attribute_name_problem, type_name_problem, uri_problem
 from ngsi._representations import to_normalized
 from ngsi.broker._cache import Rendering
-from ngsi.broker._entities import AttributeOutcome, entity_types
+from ngsi.broker._entities import NGSI_LD_NULL, AttributeOutcome, entity_types
 from ngsi.broker._geo import geo_filter_from_params
 from ngsi.broker._http import (
     GEO_JSON,
@@ -39,6 +39,8 @@ from ngsi.broker._http import (
     header,
     negotiate,
     negotiate_header,
+    parse_json,
+    read_body,
     read_json,
     request_tenant,
     response_class,
@@ -697,7 +699,7 @@ def _problem_of(exc: NgsiApiError) -> dict[str, Any]:
 
 def _batch_entities(
     body: Any, *, link: str | None, media: str, contexts: ContextStore
-) -> tuple[list[dict[str, Any]], list[tuple[str | None, NgsiApiError]]]:
+) -> tuple[list[dict[str, Any]], list[tuple[str, NgsiApiError]]]:
     if not isinstance(body, list):
         raise BadRequestData("a batch must be a JSON array of entities")
     if not body:
@@ -708,14 +710,20 @@ def _batch_entities(
             " put the @context in each entity, or send Content-Type application/json"
         )
     good: list[dict[str, Any]] = []
-    bad: list[tuple[str | None, NgsiApiError]] = []
+    bad: list[tuple[str, NgsiApiError]] = []
     resolve = _Contexts(link, media, contexts)
-    for item in body:
+    for position, item in enumerate(body):
         raw_id = item.get("id") if isinstance(item, dict) else None
         try:
             good.append(_expand_entity_body(item, resolve=resolve))
         except NgsiApiError as exc:
-            bad.append((raw_id if isinstance(raw_id, str) else None, exc))
+            if isinstance(raw_id, str):
+                bad.append((raw_id, exc))
+            else:
+                # The answer names every failed entity by a URI: one without an id gets
+                # NGSI-LD Null, and the detail says where it is in the batch.
+                named = type(exc)(f"the batch's entity at position {position}: {exc.detail}")
+                bad.append((NGSI_LD_NULL, named))
     return good, bad
 
 
@@ -744,10 +752,12 @@ async def _batch(
 ) -> Response:
     broker = broker_of(request)
     tenant = request_tenant(request)
-    body, media = await read_json(request)
+    raw, media = await read_body(request)
     link = header(request, "link")
 
     def work() -> BatchOutcome:
+        # Parsed here, not on the event loop: the worker then walks objects its own core made.
+        body = parse_json(raw)
         good, bad = _batch_entities(body, link=link, media=media, contexts=broker.contexts)
         outcome = operation(broker, tenant, good) if good else BatchOutcome()
         outcome.errors = bad + outcome.errors
@@ -792,13 +802,15 @@ async def batch_delete(request: Request) -> Response:
     if not isinstance(body, list) or not body:
         raise BadRequestData("a batch delete needs a non-empty JSON array of entity ids")
     ids: list[str] = []
-    bad: list[tuple[str | None, NgsiApiError]] = []
-    for item in body:
-        problem = uri_problem(item) if isinstance(item, str) else "not a string"
+    bad: list[tuple[str, NgsiApiError]] = []
+    for position, item in enumerate(body):
+        if not isinstance(item, str):
+            detail = f"the batch's item at position {position} is not a string: {item!r}"
+            bad.append((NGSI_LD_NULL, BadRequestData(detail)))
+            continue
+        problem = uri_problem(item)
         if problem:
-            bad.append(
-                (item if isinstance(item, str) else None, BadRequestData(f"entity id: {problem}"))
-            )
+            bad.append((item, BadRequestData(f"entity id: {problem}")))
         else:
             ids.append(item)
 

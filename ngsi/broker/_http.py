@@ -51,7 +51,9 @@ __all__ = [
     "http_exception_response",
     "negotiate",
     "negotiate_header",
+    "parse_json",
     "problem_response",
+    "read_body",
     "read_json",
     "request_content_type",
     "request_tenant",
@@ -222,12 +224,24 @@ def request_content_type(request: Request, *, allow_merge_patch: bool = False) -
 
 async def read_json(request: Request, *, allow_merge_patch: bool = False) -> tuple[Any, str]:
     """The parsed JSON body and its media type; 415 for a wrong type, 400 for bad JSON."""
+    body, media = await read_body(request, allow_merge_patch=allow_merge_patch)
+    return parse_json(body), media
+
+
+async def read_body(request: Request, *, allow_merge_patch: bool = False) -> tuple[bytes, str]:
+    """The body, not yet parsed (see `parse_json`), and its media type; 415 for a wrong type,
+    400 for an empty body."""
     media = request_content_type(request, allow_merge_patch=allow_merge_patch)
     body = await request.body()
     if not body:
         raise InvalidRequest("the request body is empty; expected a JSON document")
+    return body, media
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in a request body; 400 InvalidRequest when it is not valid JSON."""
     try:
-        return orjson.loads(body), media
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
 

@@ -40,7 +40,7 @@ class BatchOutcome:
 
     success: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
-    errors: list[tuple[str | None, NgsiApiError]] = field(default_factory=list)
+    errors: list[tuple[str, NgsiApiError]] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

@@ -117,3 +117,26 @@ def test_batch_body_must_be_a_non_empty_array(http: httpx.Client) -> None:
     for body in bodies:
         response = http.post("/entityOperations/upsert", json=body)
         assert response.status_code == 400
+
+
+def test_a_batch_item_without_an_id_is_named_by_null_and_its_position(
+    http: httpx.Client,
+) -> None:
+    (a,) = ids(1)
+    response = http.post(
+        "/entityOperations/upsert",
+        params={"options": "update"},
+        json=[entity(a), {"type": "Batch"}, ["not", "an", "entity"]],
+    )
+    assert response.status_code == 207
+    body = response.json()
+    assert body["success"] == [a]
+    errors = body["errors"]
+    assert [e["entityId"] for e in errors] == ["urn:ngsi-ld:null", "urn:ngsi-ld:null"]
+    assert "position 1" in errors[0]["error"]["detail"]
+    assert "'id'" in errors[0]["error"]["detail"]
+    assert "position 2" in errors[1]["error"]["detail"]
+    deleted = http.post("/entityOperations/delete", json=[a, 7])
+    assert deleted.status_code == 207
+    assert deleted.json()["errors"][0]["entityId"] == "urn:ngsi-ld:null"
+    assert "position 1" in deleted.json()["errors"][0]["error"]["detail"]
