@@ -21,7 +21,6 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from ngsi._context import ATTRIBUTE_MEMBERS, ATTRIBUTE_TYPES, Context, expand_entity
-from ngsi._context import ENTITY_MEMBERS as CONTEXT_ENTITY_MEMBERS
 from ngsi._context_http import context_from_request, format_link_header, parse_link_header
 from ngsi._context_store import ContextStore
 from ngsi._core_context import CORE_CONTEXT_URL
@@ -233,18 +232,17 @@ def _is_normalized_attribute(value: Any) -> bool:
 _PLAIN_MEMBERS = ATTRIBUTE_MEMBERS - {"vocab", "previousVocab", "objectType"}
 
 
-def _expand(body: Mapping[str, Any], context: Context) -> dict[str, Any]:
-    """`expand_entity(normalized body)`: a body whose attributes are plain (normalized, without
-    sub-attributes or vocabulary-typed members) is expanded by renaming its members only, its
-    attribute objects shared with the body (the entity operations copy what they keep)."""
-    if not _is_plain(body):
-        normalized = body if _is_normalized(body) else to_normalized(body)
-        return expand_entity(normalized, context)
+def _expand(body: Mapping[str, Any], context: Context, *, where: str) -> dict[str, Any]:
+    """`expand_entity(normalized body)` after checking the attribute names: a body whose
+    attributes are plain (normalized, without sub-attributes or vocabulary-typed members) is
+    expanded by renaming its members only, in one pass, its attribute objects shared with the
+    body (the entity operations copy what they keep)."""
     expand = context.expand_term
+    good, plain = _GOOD_NAMES, _PLAIN_MEMBERS
     out: dict[str, Any] = {}
     for key, value in body.items():
-        if key in CONTEXT_ENTITY_MEMBERS:
-            if key == "type" or key == "@type":
+        if key in _NOT_ATTRIBUTES:
+            if key == "type":
                 if value.__class__ is str:
                     value = expand(value)
                 elif value.__class__ is list:
@@ -253,23 +251,24 @@ def _expand(body: Mapping[str, Any], context: Context) -> dict[str, Any]:
             elif key != "@context":
                 out[key] = value
             continue
+        if (
+            key not in good
+            or value.__class__ is not dict
+            or value.get("type") not in ATTRIBUTE_TYPES
+            or not value.keys() <= plain
+        ):
+            return _expand_in_general(body, context, where=where)
         name = expand(key)
         if name in out:
-            return expand_entity(body, context)  # two names for one attribute: it says so
+            return _expand_in_general(body, context, where=where)
         out[name] = value
     return out
 
 
-def _is_plain(body: Mapping[str, Any]) -> bool:
-    plain = _PLAIN_MEMBERS
-    for name, value in body.items():
-        if name in CONTEXT_ENTITY_MEMBERS:
-            continue
-        if value.__class__ is not dict or value.get("type") not in ATTRIBUTE_TYPES:
-            return False
-        if not value.keys() <= plain:
-            return False
-    return True
+def _expand_in_general(body: Mapping[str, Any], context: Context, *, where: str) -> dict[str, Any]:
+    _check_names(body, where=where)
+    normalized = body if _is_normalized(body) else to_normalized(body)
+    return expand_entity(normalized, context)  # two names for one attribute: it says so
 
 
 def _is_normalized(body: Mapping[str, Any]) -> bool:
@@ -336,8 +335,7 @@ def _expand_entity_body(
     if "type" not in body:
         raise BadRequestData(f"{where}: 'type' is missing")
     _check_types(body["type"], where=where)
-    _check_names(body, where=where)
-    expanded = _expand(body, context)
+    expanded = _expand(body, context, where=where)
     expanded["id"] = raw_id
     for type_iri in entity_types(expanded):
         if type_iri.startswith("@") or ":" not in type_iri:
@@ -351,11 +349,10 @@ def _expand_fragment(
     if not isinstance(body, dict):
         raise BadRequestData(f"{where}: the attributes must be a JSON object")
     context = _Contexts(link, media, contexts)(body.get("@context"))
-    _check_names(body, where=where)
     fragment = {k: v for k, v in body.items() if k not in ("id", "@context")}
     if "type" in fragment:
         _check_types(fragment["type"], where=where)
-    return _expand(fragment, context), context
+    return _expand(fragment, context, where=where), context
 
 
 def _attribute_outcome_response(

@@ -140,3 +140,24 @@ def test_a_batch_item_without_an_id_is_named_by_null_and_its_position(
     assert deleted.status_code == 207
     assert deleted.json()["errors"][0]["entityId"] == "urn:ngsi-ld:null"
     assert "position 1" in deleted.json()["errors"][0]["error"]["detail"]
+
+
+def test_a_reserved_or_bad_attribute_name_is_refused_in_a_batch_as_alone(
+    http: httpx.Client,
+) -> None:
+    a, b, c = ids(3)
+    bad_names = [
+        {**entity(b), "@type": "Other"},
+        {**entity(c), "bad name": prop(1)},
+    ]
+    for _ in range(2):  # the second time the good names are known already
+        response = http.post(
+            "/entityOperations/upsert",
+            params={"options": "update"},
+            json=[entity(a, temperature=prop(1)), *bad_names],
+        )
+        assert response.status_code == 207
+        errors = {e["entityId"]: e["error"] for e in response.json()["errors"]}
+        assert set(errors) == {b, c}
+        assert "'@type'" in errors[b]["detail"]
+        assert "'bad name'" in errors[c]["detail"]
