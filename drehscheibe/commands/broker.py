@@ -127,6 +127,14 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", help="Largest request body (bytes).")
     ] = 1024 * 1024,
+    cache_mb: Annotated[
+        int | None,
+        typer.Option(
+            "--cache-mb",
+            min=0,
+            help="Memory for entities kept between requests (MiB; default 128; 0: none).",
+        ),
+    ] = None,
     notification_allow_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -283,6 +291,7 @@ def serve(
                 state_retention_days_by_type or [], option="--state-retention-days-by-type"
             ),
             retention_interval=retention_interval,
+            **({} if cache_mb is None else {"cache_mb": cache_mb}),
         )
     except ValidationError as exc:
         raise typer.BadParameter(_settings_problem(exc)) from None

@@ -182,7 +182,11 @@ def create_app(
     the app runs (between lifespan start and stop). Raises ValueError when the settings would
     serve anonymous requests beyond loopback without `allow_anonymous` (`exposure_problem`)."""
     chosen = list(default_extensions(settings) if extensions is None else extensions)
-    the_store = store if store is not None else Store(settings.data_dir)
+    the_store = (
+        store
+        if store is not None
+        else Store(settings.data_dir, cache_bytes=settings.cache_mb * 1024 * 1024)
+    )
     extra: list[BaseRoute] = [route for ext in chosen for route in ext.routes()]
 
     @contextlib.asynccontextmanager

@@ -9,9 +9,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ngsi.broker._auth import BrokerAuth
+from ngsi.broker._cache import DEFAULT_CACHE_BYTES
 
 __all__ = [
     "DEFAULT_BODY_LIMIT",
+    "DEFAULT_CACHE_MB",
     "DEFAULT_NOTIFICATION_QUEUE_LIMIT",
     "DEFAULT_NOTIFICATION_RETRY_FOR",
     "DEFAULT_NOTIFICATION_RETRY_MAX_DELAY",
@@ -22,6 +24,9 @@ __all__ = [
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 """Largest request body accepted, in bytes: 1 MiB, as Orion-LD."""
+
+DEFAULT_CACHE_MB = DEFAULT_CACHE_BYTES // (1024 * 1024)
+"""Memory for entities kept in memory between requests, in MiB (0: none)."""
 
 DEFAULT_NOTIFICATION_TIMEOUT = 5.0
 """Seconds one notification attempt may take before it counts as failed."""
@@ -137,6 +142,7 @@ class BrokerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=1026, ge=0, le=65535)
     max_body_bytes: int = Field(default=DEFAULT_BODY_LIMIT, gt=0)
+    cache_mb: int = Field(default=DEFAULT_CACHE_MB, ge=0)
     preload_contexts: dict[str, Path] = Field(default_factory=dict)
     contexts_dir: Path | None = None
     allow_context_fetch: bool = False

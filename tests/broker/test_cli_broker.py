@@ -63,6 +63,7 @@ def test_serve_applies_the_notification_allow_list(tmp_path: Path) -> None:
         (["--state-retention-days", "0"], "state_retention_days"),
         (["--state-retention-days-by-type", "AirQualityObserved=30"], "expanded type IRI"),
         (["--retention-interval", "0"], "retention_interval"),
+        (["--cache-mb", "-1"], "--cache-mb"),
     ],
 )
 def test_bad_option_values_exit_2_naming_the_problem(

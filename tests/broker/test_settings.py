@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from ngsi.broker import History, SubscriptionService
+from ngsi.broker._cache import EntityCache
 from ngsi.broker._settings import BrokerSettings
 from ngsi.broker._subscriptions_model import NotificationHosts
 from tests.broker.conftest import RunningBroker, start_broker
@@ -73,12 +74,31 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.notification_timeout == 5.0
     assert settings.history_retention_days is None
     assert settings.history_retention_days_by_type == {}
+    assert settings.cache_mb == 128
+
+
+def cache_of(running: RunningBroker) -> EntityCache:
+    app: Any = running.server.config.app
+    cache: EntityCache = app.state.broker.store.cache
+    return cache
+
+
+def test_the_cache_size_reaches_the_store(tmp_path: Path) -> None:
+    with start_broker(tmp_path / "small", cache_mb=3) as small:
+        assert cache_of(small).max_bytes == 3 * 1024 * 1024
+    with start_broker(tmp_path / "none", cache_mb=0) as none, httpx.Client() as http:
+        assert cache_of(none).max_bytes == 0
+        entity = {"id": "urn:ngsi-ld:T:1", "type": "T", "v": {"type": "Property", "value": 1}}
+        assert http.post(none.api + "/entities", json=entity).status_code == 201
+        assert http.get(none.api + "/entities/urn:ngsi-ld:T:1").json()["v"]["value"] == 1
+        assert len(cache_of(none)) == 0
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("notification_timeout", 0, "greater than 0"),
+        ("cache_mb", -1, "greater than or equal to 0"),
         ("history_retention_days", -1, "greater than 0"),
         ("history_retention_days_by_type", {"AirQualityObserved": 30}, "expanded type IRI"),
         ("history_retention_days_by_type", {"https://example.org/T": 0}, "more than 0 days"),
