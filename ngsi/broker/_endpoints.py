@@ -255,13 +255,46 @@ def _expand(body: Mapping[str, Any], context: Context, *, where: str) -> dict[st
             key not in good
             or value.__class__ is not dict
             or value.get("type") not in ATTRIBUTE_TYPES
-            or not value.keys() <= plain
         ):
             return _expand_in_general(body, context, where=where)
+        if not value.keys() <= plain:
+            value = _expand_sub_attributes(value, expand)
+            if value is None:
+                return _expand_in_general(body, context, where=where)
         name = expand(key)
         if name in out:
             return _expand_in_general(body, context, where=where)
         out[name] = value
+    return out
+
+
+def _expand_sub_attributes(
+    attribute: dict[str, Any], expand: Callable[[str], str]
+) -> dict[str, Any] | None:
+    """A copy of the attribute with the names of its sub-attributes expanded, when each of
+    them is plain and has a known-good name; None when the general path must take it."""
+    good, plain = _GOOD_NAMES, _PLAIN_MEMBERS
+    out: dict[str, Any] = {}
+    for member, sub in attribute.items():
+        if member in plain:
+            out[member] = sub
+            continue
+        if (
+            member in ATTRIBUTE_MEMBERS
+            or sub.__class__ is not dict
+            or sub.get("type") not in ATTRIBUTE_TYPES
+            or not sub.keys() <= plain
+        ):
+            return None
+        if member not in good:
+            if attribute_name_problem(member):
+                return None
+            if len(good) < _NAME_CACHE_LIMIT:
+                good.add(member)
+        name = expand(member)
+        if name in out:
+            return None
+        out[name] = sub
     return out
 
 

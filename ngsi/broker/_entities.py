@@ -232,14 +232,27 @@ _SIMPLE_MEMBERS = {
 
 def _prepare_simple(instance: Any, stamp: str) -> dict[str, Any] | None:
     """`_prepare` of the common instance (a Property, a Relationship to one URI or a Point
-    GeoProperty, no datasetId, sub-attributes or system members, not NGSI-LD Null), or None
-    when the instance needs the full check (which also words the error)."""
+    GeoProperty, without datasetId or system members, not NGSI-LD Null, its sub-attributes
+    common instances too), or None when the instance needs the full check (which also words
+    the error)."""
     if instance.__class__ is not dict:
         return None
     kind = instance.get("type")
     members = _SIMPLE_MEMBERS.get(kind) if kind.__class__ is str else None
-    if members is None or not instance.keys() <= members:
+    if members is None:
         return None
+    subs: dict[str, dict[str, Any]] | None = None
+    if not instance.keys() <= members:
+        subs = {}
+        for member, value in instance.items():
+            if member in members:
+                continue
+            if member in _ATTRIBUTE_MEMBERS or member[:1] == "@":
+                return None
+            sub = _prepare_simple(value, stamp)
+            if sub is None:
+                return None
+            subs[member] = sub
     if kind == "Relationship":
         target = instance.get("object")
         if target.__class__ is not str or ":" not in target or target == NGSI_LD_NULL:
@@ -254,6 +267,8 @@ def _prepare_simple(instance: Any, stamp: str) -> dict[str, Any] | None:
     if observed is not None and not _is_datetime(observed):
         return None
     out = instance.copy()
+    if subs:
+        out.update(subs)
     out["createdAt"] = stamp
     out["modifiedAt"] = stamp
     return out

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ngsi._context import Context, expand_entity
 from ngsi._errors import BadRequestData
+from ngsi.broker._endpoints import _expand
 from ngsi.broker._entities import NGSI_LD_NULL, _prepare, _prepare_simple
 
 STAMP = "2025-02-01T10:00:00.000Z"
@@ -45,7 +47,7 @@ odd_members = st.fixed_dictionaries(
 
 
 @st.composite
-def instances(draw: st.DrawFn) -> dict[str, Any]:
+def instances(draw: st.DrawFn, *, depth: int = 1) -> dict[str, Any]:
     kind = draw(st.sampled_from(["Property", "Relationship", "GeoProperty", "Vocab", 3]))
     instance: dict[str, Any] = {"type": kind}
     if kind == "Relationship":
@@ -58,6 +60,10 @@ def instances(draw: st.DrawFn) -> dict[str, Any]:
         instance["unitCode"] = "CEL"
     if draw(st.integers(0, 3)) == 0:
         instance.update(draw(odd_members))
+    if depth and draw(st.integers(0, 2)) == 0:
+        instance[draw(st.sampled_from(["snr", "gateway", "@note"]))] = draw(
+            st.one_of(instances(depth=depth - 1), values)
+        )
     return instance
 
 
@@ -84,8 +90,48 @@ def test_the_shortcut_agrees_with_the_full_check(instance: dict[str, Any]) -> No
         {"type": "Property", "value": 21.5, "unitCode": "CEL", "observedAt": "2025-01-31T12:00Z"},
         {"type": "Relationship", "object": "urn:ngsi-ld:Device:1"},
         {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [6.78, 51.22]}},
+        {"type": "Property", "value": -87, "snr": {"type": "Property", "value": 7.5}},
     ],
 )
 def test_the_common_instances_take_the_shortcut(instance: dict[str, Any]) -> None:
     simple = _prepare_simple(instance, STAMP)
-    assert simple == {**instance, "createdAt": STAMP, "modifiedAt": STAMP}
+    assert simple == full_check(instance)
+    assert simple is not None
+    assert simple["createdAt"] == simple["modifiedAt"] == STAMP
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        {"type": "Property", "value": 1, "@note": {"type": "Property", "value": 2}},
+        {"type": "Property", "value": 1, "datasetId": "urn:ngsi-ld:Dataset:a"},
+        {"type": "Property", "value": 1, "createdAt": "2020-01-01T00:00:00Z"},
+        {"type": "Property", "value": NGSI_LD_NULL},
+        {"type": "Property", "value": 1, "snr": {"type": "Property", "value": NGSI_LD_NULL}},
+        {"type": "Relationship", "object": ["urn:ngsi-ld:Device:1"]},
+        {"type": "LanguageProperty", "languageMap": {"en": "x"}},
+    ],
+)
+def test_the_rest_takes_the_full_check(instance: dict[str, Any]) -> None:
+    assert _prepare_simple(instance, STAMP) is None
+
+
+def test_sub_attributes_expand_as_the_general_path_does() -> None:
+    context = Context.from_entries([{"@vocab": "https://example.org/"}])
+    body: dict[str, Any] = {
+        "id": "urn:ngsi-ld:Device:1",
+        "type": "Device",
+        "rssi": {
+            "type": "Property",
+            "value": -87,
+            "snr": {"type": "Property", "value": 7.5, "unitCode": "2N"},
+            "gateway": {"type": "Property", "value": "gw-1"},
+        },
+        "batteryLevel": {"type": "Property", "value": 0.9},
+    }
+    for _ in range(2):  # the second time every name is known to be good
+        fast = _expand(body, context, where="entity 'urn:ngsi-ld:Device:1'")
+        assert fast == expand_entity(body, context)
+    assert fast["https://example.org/rssi"]["https://example.org/snr"]["value"] == 7.5
+    assert body["rssi"]["snr"]["value"] == 7.5  # the body is left as it was
+    assert "snr" in body["rssi"]
