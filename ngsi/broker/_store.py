@@ -199,8 +199,9 @@ class ReadTransaction:
                 if entry is None:
                     missing.append(entity_id)
                     continue
-                if shared and entry.doc is not None:
-                    found[entity_id] = entry.doc
+                doc = entry.doc  # read once: the cache may drop it meanwhile
+                if shared and doc is not None:
+                    found[entity_id] = doc
                     continue
                 raw = entry.raw
             if raw is not None:
