@@ -17,8 +17,11 @@ Contract (kept by `ngsi.broker._store`):
 - An entry put by a write may also hold `doc`, the very document that write produced, so that
   the next merge into the entity need not decode it again. It is shared: only a reader that
   never changes it (nor anything in it) may take it. It counts `_PARSED_FACTOR` times its
-  bytes, and documents may fill at most half of `max_bytes`: beyond that the oldest entries
-  lose their document (keeping their bytes).
+  bytes, and documents fill at most half of `max_bytes`: when they would take more, the new
+  entry comes without its document. Writing an entity again frees its old document's room
+  first, so a steady stream of updates to more entities than the documents' room holds keeps
+  documents for as many of them as fit (evicting old documents for new ones instead would
+  keep none long enough to be read, and cost more than decoding).
 - The least recently used entries are dropped once the entries' bytes exceed `max_bytes`.
 """
 
@@ -91,7 +94,6 @@ class EntityCache:
         self.max_bytes = max(0, max_bytes)
         self._entries: OrderedDict[tuple[str | None, str], CachedEntity] = OrderedDict()
         self._bytes = 0
-        self._with_doc: OrderedDict[tuple[str | None, str], CachedEntity] = OrderedDict()
         self._doc_bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -153,7 +155,6 @@ class EntityCache:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
-            self._with_doc.clear()
             self._doc_bytes = 0
 
     def remember(self, entry: CachedEntity, key: Hashable, rendering: Rendering) -> None:
@@ -176,32 +177,28 @@ class EntityCache:
     def _put(self, tenant: str | None, entity_id: str, entry: CachedEntity) -> None:
         key = (tenant, entity_id)
         self._drop(key)
+        if entry.doc is not None:
+            if self._doc_bytes + entry.doc_size > self.max_bytes // 2:
+                entry.doc = None
+                entry.size -= entry.doc_size
+            else:
+                self._doc_bytes += entry.doc_size
         self._entries[key] = entry
         self._bytes += entry.size
-        if entry.doc is not None:
-            self._with_doc[key] = entry
-            self._doc_bytes += entry.doc_size
 
     def _drop(self, key: tuple[str | None, str]) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self._bytes -= old.size
-            old.size = -1  # marks the entry as gone for `remember`
-            if self._with_doc.pop(key, None) is not None:
-                self._doc_bytes -= old.doc_size
+            self._forget(old)
+
+    def _forget(self, old: CachedEntity) -> None:
+        self._bytes -= old.size
+        old.size = -1  # marks the entry as gone for `remember`
+        if old.doc is not None:
+            self._doc_bytes -= old.doc_size
 
     def _shrink(self) -> None:
-        with_doc, doc_limit = self._with_doc, self.max_bytes // 2
-        while self._doc_bytes > doc_limit and with_doc:
-            _, entry = with_doc.popitem(last=False)
-            entry.doc = None
-            self._doc_bytes -= entry.doc_size
-            entry.size -= entry.doc_size
-            self._bytes -= entry.doc_size
         entries = self._entries
         while self._bytes > self.max_bytes and entries:
-            key, old = entries.popitem(last=False)
-            self._bytes -= old.size
-            old.size = -1
-            if with_doc.pop(key, None) is not None:
-                self._doc_bytes -= old.doc_size
+            _, old = entries.popitem(last=False)
+            self._forget(old)

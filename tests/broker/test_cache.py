@@ -16,7 +16,7 @@ import pytest
 from starlette.middleware import Middleware
 
 from ngsi.broker import BrokerSettings, Store, create_app
-from ngsi.broker._cache import EntityCache
+from ngsi.broker._cache import CachedEntity, EntityCache
 from ngsi.broker._middleware import EntityCacheMiddleware
 from ngsi.broker._service import EntityService
 from ngsi.broker._state import WorkerPool
@@ -410,16 +410,28 @@ def test_a_document_written_again_in_the_transaction_is_not_shared(tmp_path: Pat
         store.close()
 
 
-def test_shared_documents_fill_at_most_half_the_cache_and_go_first() -> None:
-    cache = EntityCache(max_bytes=40_000)
-    raw = b"x" * 1_000
-    for n in range(30):
-        cache.update(None, [(f"urn:ngsi-ld:T:{n}", raw)], {f"urn:ngsi-ld:T:{n}": {"n": n}})
-        assert cache.size <= 40_000
-    kept = [cache.get(None, f"urn:ngsi-ld:T:{n}") for n in range(30)]
-    with_doc = [entry for entry in kept if entry is not None and entry.doc is not None]
-    assert 0 < len(with_doc) * 3_000 <= 20_000  # a document counts three times its bytes
-    assert with_doc == [kept[n] for n in range(30 - len(with_doc), 30)]  # the newest keep theirs
-    assert all(entry is not None for entry in kept[-16:])  # half the room stays for entries
-    cache.update(None, [("urn:ngsi-ld:T:29", None)])
-    assert cache.get(None, "urn:ngsi-ld:T:29") is None
+def test_shared_documents_fill_at_most_half_the_cache_first_come_first_kept() -> None:
+    cache = EntityCache(max_bytes=80_000)
+    raw = b"x" * 1_000  # 1,240 bytes as an entry, 3,000 more with its document
+
+    def write(n: int) -> CachedEntity | None:
+        entity_id = f"urn:ngsi-ld:T:{n}"
+        cache.update(None, [(entity_id, raw)], {entity_id: {"n": n}})
+        assert cache.size <= 80_000
+        return cache.get(None, entity_id)
+
+    entries = [write(n) for n in range(30)]
+    assert all(entry is not None for entry in entries)  # the bytes of all fit
+    with_doc = [n for n, entry in enumerate(entries) if entry is not None and entry.doc]
+    assert with_doc == list(range(13))  # 13 documents fill the half; later ones come without
+    again = write(0)  # writing an entity again frees its old document's room first
+    assert again is not None
+    assert again.doc == {"n": 0}
+    later = write(13)
+    assert later is not None
+    assert later.doc is None
+    cache.update(None, [("urn:ngsi-ld:T:1", None)])  # a deletion frees room
+    assert cache.get(None, "urn:ngsi-ld:T:1") is None
+    room = write(14)
+    assert room is not None
+    assert room.doc == {"n": 14}
