@@ -22,6 +22,7 @@ from ngsi._client import (
 from ngsi._client_base import (
     USE_CLIENT_DEFAULT,
     ClientState,
+    RawEntity,
     UpdateResult,
     UseClientDefault,
 )
@@ -245,6 +246,7 @@ __all__ = [
     "Q",
     "QExpr",
     "Range",
+    "RawEntity",
     "Relationship",
     "Representation",
     "ResourceNotFound",

@@ -42,6 +42,7 @@ from ngsi._client_base import (
     GeoQueryArg,
     Names,
     Options,
+    RawEntity,
     TimeoutArg,
     TimeRel,
     UpdateResult,
@@ -334,7 +335,7 @@ class Client(BaseNgsiClient):
 
     def batch_create(
         self,
-        entities: Iterable[EntityLike],
+        entities: Iterable[EntityLike | RawEntity],
         *,
         tenant: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
         context: ContextArg | UseClientDefault = USE_CLIENT_DEFAULT,
@@ -360,7 +361,7 @@ class Client(BaseNgsiClient):
 
     def batch_upsert(
         self,
-        entities: Iterable[EntityLike],
+        entities: Iterable[EntityLike | RawEntity],
         *,
         mode: UpsertMode = "update",
         tenant: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
@@ -378,7 +379,8 @@ class Client(BaseNgsiClient):
         Chunked to the profile's limits (entities and bytes per request); an entity too large
         for one request fails alone. Each chunk is retried on its own (upsert is idempotent);
         a chunk the broker rejects as a whole marks its entities failed and the next chunks
-        still go. See `ngsi._batch.batch_outcome` for what counts as succeeded.
+        still go. See `ngsi._batch.batch_outcome` for what counts as succeeded. Entities given
+        as `RawEntity` (JSON already serialised) are sent as they are.
         """
         return self._run(
             self._batch_entities_flow(
@@ -394,7 +396,7 @@ class Client(BaseNgsiClient):
 
     def batch_update(
         self,
-        entities: Iterable[EntityLike],
+        entities: Iterable[EntityLike | RawEntity],
         *,
         no_overwrite: bool = False,
         tenant: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
@@ -1040,7 +1042,7 @@ class AsyncClient(BaseNgsiClient):
 
     async def batch_create(
         self,
-        entities: Iterable[EntityLike],
+        entities: Iterable[EntityLike | RawEntity],
         *,
         tenant: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
         context: ContextArg | UseClientDefault = USE_CLIENT_DEFAULT,
@@ -1066,7 +1068,7 @@ class AsyncClient(BaseNgsiClient):
 
     async def batch_upsert(
         self,
-        entities: Iterable[EntityLike],
+        entities: Iterable[EntityLike | RawEntity],
         *,
         mode: UpsertMode = "update",
         tenant: str | UseClientDefault | None = USE_CLIENT_DEFAULT,
@@ -1084,7 +1086,8 @@ class AsyncClient(BaseNgsiClient):
         Chunked to the profile's limits (entities and bytes per request); an entity too large
         for one request fails alone. Each chunk is retried on its own (upsert is idempotent);
         a chunk the broker rejects as a whole marks its entities failed and the next chunks
-        still go. See `ngsi._batch.batch_outcome` for what counts as succeeded.
+        still go. See `ngsi._batch.batch_outcome` for what counts as succeeded. Entities given
+        as `RawEntity` (JSON already serialised) are sent as they are.
         """
         return await self._run(
             self._batch_entities_flow(
@@ -1100,7 +1103,7 @@ class AsyncClient(BaseNgsiClient):
 
     async def batch_update(
         self,
-        entities: Iterable[EntityLike],
+        entities: Iterable[EntityLike | RawEntity],
         *,
         no_overwrite: bool = False,
         tenant: str | UseClientDefault | None = USE_CLIENT_DEFAULT,

@@ -59,6 +59,7 @@ __all__ = [
     "ContextArg",
     "EntityLike",
     "NotUpdatedDetails",
+    "RawEntity",
     "SupportsToDict",
     "TimeoutArg",
     "UpdateResult",
@@ -118,6 +119,38 @@ class SupportsToDict(Protocol):
 
 
 EntityLike = Mapping[str, Any] | SupportsToDict
+
+
+class RawEntity:
+    """An entity already serialised as JSON, for the batch operations (`batch_create`,
+    `batch_upsert`, `batch_update`): its bytes go into the request as they are, without being
+    decoded and encoded again (a sender that keeps entities as JSON, such as an outbox, passes
+    them through).
+
+    Contract: `json` is one JSON object (compact or not) whose `id` member is `entity_id`, and
+    without an `@context` member: the context comes from the call's `context` (or the client's),
+    as for the other entities of the batch; when the batch goes with inline contexts, the
+    client adds `@context` to the object. The client checks only that `json` looks like an
+    object (`{` ... `}`); the broker judges the rest, per entity.
+    """
+
+    __slots__ = ("entity_id", "json")
+
+    def __init__(self, entity_id: str, json: bytes) -> None:
+        self.entity_id = entity_id
+        self.json = json
+
+    def __repr__(self) -> str:
+        return f"RawEntity({self.entity_id!r}, {len(self.json)} bytes)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawEntity):
+            return NotImplemented
+        return self.entity_id == other.entity_id and self.json == other.json
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 ContextArg = str | Mapping[str, Any] | Sequence[Any] | None
 TimeoutArg = float | httpx.Timeout | None
 Names = str | Sequence[str]
@@ -758,7 +791,7 @@ class BaseNgsiClient:
     def _batch_entities_flow(
         self,
         operation: str,
-        entities: Iterable[EntityLike],
+        entities: Iterable[EntityLike | RawEntity],
         *,
         params: Mapping[str, str | None],
         mode: RetryMode,
@@ -766,24 +799,38 @@ class BaseNgsiClient:
         context: ContextArg | UseClientDefault,
         timeout: TimeoutArg | UseClientDefault,
     ) -> Flow[BatchResult]:
-        bodies = [as_dict(entity) for entity in entities]
+        bodies: list[dict[str, Any] | RawEntity] = [
+            entity if isinstance(entity, RawEntity) else as_dict(entity) for entity in entities
+        ]
         resolved = self._context(context)
-        inline = any("@context" in body for body in bodies) or (
+        inline = any(not isinstance(body, RawEntity) and "@context" in body for body in bodies) or (
             resolved is not None and not isinstance(resolved, str)
         )
         link: str | None = None
         content_type = JSON
+        context_tail = b""
         if inline:
             content_type = JSON_LD
             default = resolved if resolved is not None else CORE_CONTEXT_URL
+            context_tail = b',"@context":' + dumps(default) + b"}"
             bodies = [
-                body if "@context" in body else {**body, "@context": default} for body in bodies
+                body
+                if isinstance(body, RawEntity) or "@context" in body
+                else {**body, "@context": default}
+                for body in bodies
             ]
         elif isinstance(resolved, str):
             link = resolved
         refused: list[BatchFailure] = []
         parts: list[tuple[str, bytes]] = []
         for index, body in enumerate(bodies):
+            if isinstance(body, RawEntity):
+                raw = _raw_part(body, index, context_tail)
+                if isinstance(raw, BatchFailure):
+                    refused.append(raw)
+                else:
+                    parts.append(raw)
+                continue
             entity_id = body.get("id")
             if not isinstance(entity_id, str) or not entity_id:
                 refused.append(_refused("", 400, f"entity #{index} of the batch has no 'id'"))
@@ -1231,6 +1278,28 @@ def _check_context(context: Any) -> ContextArg:
         "context must be a URL (str), an inline @context (dict or list) or None, "
         f"got {type(context).__name__}"
     )
+
+
+def _raw_part(
+    entity: RawEntity, index: int, context_tail: bytes
+) -> tuple[str, bytes] | BatchFailure:
+    """A `RawEntity` as a batch part (with `context_tail`, the `,"@context":...}` to end it
+    with, when the batch goes with inline contexts), or why it is not sent."""
+    entity_id = entity.entity_id
+    if not isinstance(entity_id, str) or not entity_id:
+        return _refused("", 400, f"entity #{index} of the batch has no 'id'")
+    given: object = entity.json
+    if not isinstance(given, bytes | bytearray | memoryview):
+        return _refused(entity_id, 400, f"entity {entity_id!r}: its JSON is not bytes")
+    body = given if type(given) is bytes else bytes(given)
+    if body[:1] != b"{" or body[-1:] != b"}":
+        body = body.strip()
+        if body[:1] != b"{" or body[-1:] != b"}":
+            return _refused(entity_id, 400, f"entity {entity_id!r}: its JSON is not an object")
+    if context_tail:
+        inner = body[1:-1].strip()
+        body = (b"{" + inner + context_tail) if inner else (b"{" + context_tail[1:])
+    return entity_id, body
 
 
 def _refused(entity_id: str, status: int, detail: str) -> BatchFailure:

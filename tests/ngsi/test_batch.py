@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ngsi._batch import BatchFailure, batch_outcome, parse_batch_body, plan_chunks
+from ngsi._client_base import RawEntity
 from ngsi._core_context import CORE_CONTEXT_URL
 from ngsi._errors import ERROR_TYPE_BASE, ProblemDetails
 from ngsi._profiles import get_profile
@@ -145,6 +146,98 @@ async def test_inline_and_own_contexts_in_a_batch(face: Any) -> None:
     assert "Link" not in first.headers
     assert [e["@context"] for e in orjson.loads(first.content)] == [inline, inline]
     assert [e["@context"] for e in orjson.loads(second.content)] == [CORE_CONTEXT_URL, CTX]
+
+
+# Pre-serialised entities --------------------------------------------------------------------------
+
+
+def raw(entity: dict[str, Any], *, spaced: bool = False) -> RawEntity:
+    text = orjson.dumps(entity, option=orjson.OPT_INDENT_2 if spaced else None)
+    return RawEntity(entity["id"], (b" \n" + text + b"\n ") if spaced else text)
+
+
+@pytest.mark.anyio
+async def test_raw_entities_go_into_the_request_as_they_are(face: Any) -> None:
+    broker = FakeBroker(lambda r: httpx.Response(204))
+    client = face(broker, context=CTX, tenant="ulm")
+    batch = entities(5)
+    mixed: list[Any] = [
+        raw(batch[0]),
+        batch[1],
+        raw(batch[2], spaced=True),
+        raw(batch[3]),
+        batch[4],
+    ]
+
+    result = await client.batch_upsert(mixed)
+
+    assert result.succeeded == ids_of(batch)
+    request = broker.last
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Link"].startswith(f"<{CTX}>")
+    assert request.url.params["options"] == "update"
+    assert orjson.loads(request.content) == batch
+    assert orjson.dumps(batch[0]) in request.content  # the bytes themselves, not re-encoded
+
+
+@pytest.mark.anyio
+async def test_raw_entities_are_chunked_and_refused_like_the_others(face: Any) -> None:
+    limit = 4096
+    profile = dataclasses.replace(get_profile("orion-ld"), max_batch_bytes=limit)
+    broker = FakeBroker(lambda r: httpx.Response(204))
+    client = face(broker, profile=profile)
+    batch = entities(30, pad=300)
+    huge = {
+        "id": "urn:ngsi-ld:T:huge",
+        "type": "T",
+        "blob": {"type": "Property", "value": "x" * limit},
+    }
+    mixed: list[Any] = [raw(entity) for entity in batch]
+    mixed[3:3] = [
+        raw(huge),
+        RawEntity("urn:ngsi-ld:T:list", b"[1, 2]"),
+        RawEntity("", b'{"type": "T"}'),
+        RawEntity("urn:ngsi-ld:T:text", "{}"),  # type: ignore[arg-type]
+    ]
+
+    result = await client.batch_upsert(mixed)
+
+    assert len(broker.requests) > 1
+    assert all(len(request.content) <= limit for request in broker.requests)
+    assert [e for body in broker.bodies() for e in body] == batch
+    assert result.succeeded == ids_of(batch)
+    refused = {f.entity_id: (f.status, f.problem.detail or "") for f in result.failed}
+    assert refused["urn:ngsi-ld:T:huge"][0] == 413
+    assert refused["urn:ngsi-ld:T:list"] == (
+        400,
+        "entity 'urn:ngsi-ld:T:list': its JSON is not an object",
+    )
+    assert refused[""] == (400, "entity #5 of the batch has no 'id'")
+    assert "not bytes" in refused["urn:ngsi-ld:T:text"][1]
+
+
+@pytest.mark.anyio
+async def test_raw_entities_get_the_inline_context_when_the_batch_needs_one(face: Any) -> None:
+    broker = FakeBroker(lambda r: httpx.Response(204))
+    inline = {"no2": "https://smartdatamodels.org/dataModel.Environment/no2"}
+    client = face(broker, context=inline)
+    batch = entities(2)
+
+    await client.batch_upsert([raw(batch[0]), raw(batch[1], spaced=True)])
+    await client.batch_upsert([raw(batch[0]), {**batch[1], "@context": CTX}], context=None)
+
+    first, second = broker.requests
+    assert first.headers["Content-Type"] == "application/ld+json"
+    assert "Link" not in first.headers
+    assert orjson.loads(first.content) == [{**e, "@context": inline} for e in batch]
+    assert [e["@context"] for e in orjson.loads(second.content)] == [CORE_CONTEXT_URL, CTX]
+    assert [e["id"] for e in orjson.loads(second.content)] == ids_of(batch)
+
+
+def test_raw_entities_compare_by_id_and_bytes() -> None:
+    assert RawEntity("a", b"{}") == RawEntity("a", b"{}")
+    assert RawEntity("a", b"{}") != RawEntity("b", b"{}")
+    assert "2 bytes" in repr(RawEntity("a", b"{}"))
 
 
 # 207 bodies of each broker ------------------------------------------------------------------------
