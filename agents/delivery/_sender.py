@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from agents.delivery._outbox import Outbox, QueuedItem, Rejection, Transaction
-from ngsi import NgsiApiError, NgsiTransportError, ProblemDetails
+from ngsi import Client, NgsiApiError, NgsiTransportError, ProblemDetails, RawEntity
 from ngsi._batch import BatchResult
 
 __all__ = [
@@ -102,7 +102,8 @@ class Sink(Protocol):
 
 
 class UpsertClient(Protocol):
-    """The part of `ngsi.Client` the NGSI-LD sink uses."""
+    """The part of `ngsi.Client` the NGSI-LD sink uses. `entities` are dicts, or `RawEntity`
+    values (the outbox's JSON as it is) when the sink is told the client takes them."""
 
     def batch_upsert(
         self,
@@ -137,6 +138,10 @@ class NgsiSink:
 
     The client is the caller's (opened and closed by them). Give it a short retry policy (a
     couple of attempts, `max_elapsed` of seconds): the sender does the long waiting.
+
+    `raw_json`: pass each item's outbox JSON to the client as it is (`ngsi.RawEntity`), without
+    decoding and encoding it again. None (the default) does so when the client is an
+    `ngsi.Client`; other clients get dicts unless told otherwise.
     """
 
     def __init__(
@@ -145,10 +150,12 @@ class NgsiSink:
         *,
         mode: Literal["update", "replace"] = "update",
         source: str = "ngsi-ld",
+        raw_json: bool | None = None,
     ) -> None:
         self.client = client
         self.mode: Literal["update", "replace"] = mode
         self.source = source
+        self.raw_json = isinstance(client, Client) if raw_json is None else raw_json
         self.requests = 0
 
     def open(self) -> None:
@@ -218,9 +225,17 @@ class NgsiSink:
             options["tenant"] = tenant
         if context is not None:
             options["context"] = context
+        entities: list[Any] = (
+            [
+                item.entity if b'"@context"' in item.body else RawEntity(item.entity_id, item.body)
+                for item in items
+            ]
+            if self.raw_json
+            else [item.entity for item in items]
+        )
         self.requests += 1
         try:
-            outcome = self.client.batch_upsert([item.entity for item in items], **options)
+            outcome = self.client.batch_upsert(entities, **options)
         except NgsiTransportError as exc:
             raise _Unreachable(f"no answer from the broker: {exc}") from exc
         except NgsiApiError as exc:

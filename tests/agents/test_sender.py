@@ -30,6 +30,7 @@ from agents.delivery import (
     WriteResult,
 )
 from ngsi._client import Client
+from ngsi._client_base import RawEntity
 from ngsi._retry import RetryPolicy
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url, start_broker
 
@@ -602,3 +603,40 @@ def test_the_embedded_broker_stopped_and_restarted_loses_nothing(
                 assert stored["temperature"]["observedAt"] == "2024-05-01T10:02:00Z"
     assert outbox.counters.accepted == 80
     assert outbox.dead_letters.count() == 0
+
+
+@pytest.mark.parametrize("raw_json", [None, False])
+def test_the_ngsi_sink_passes_the_outbox_json_through(
+    outbox: Outbox, raw_json: bool | None
+) -> None:
+    broker = Broker(all_done)
+    own = reading(3, minute=2)
+    outbox.put_many(
+        [
+            reading(1),
+            reading(2, minute=1),
+            OutboxItem(entity={**own.entity, "@context": ENVIRONMENT}, observed_at=own.observed_at),
+        ]
+    )
+    stored = {item.entity_id: item.body for item in outbox.items()}
+    client = broker.client()
+    given: list[Any] = []
+    upsert = client.batch_upsert
+
+    def spy(entities: list[Any], **options: Any) -> Any:
+        given.extend(entities)
+        return upsert(entities, **options)
+
+    client.batch_upsert = spy  # type: ignore[method-assign]
+    sink = NgsiSink(client, raw_json=raw_json)
+
+    assert sink.raw_json is (raw_json is None)
+    assert Sender(outbox, sink).run_once().accepted == 3
+    sent = {e["id"]: e for _, entities in broker.requests for e in entities}
+    assert sent == {key: orjson.loads(body) for key, body in stored.items()}
+    raw = {e.entity_id: e.json for e in given if isinstance(e, RawEntity)}
+    if raw_json is None:  # the item with its own @context goes as a dict
+        assert raw == {key: body for key, body in stored.items() if b"@context" not in body}
+        assert len(raw) == 2
+    else:
+        assert raw == {}
