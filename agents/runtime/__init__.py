@@ -41,7 +41,7 @@ from agents.runtime._messages import (
     SourceInfo,
 )
 from agents.runtime._metrics import CONTENT_TYPE, Histogram, MetricFamily, counter, gauge, render
-from agents.runtime._mqtt import MqttCounters, MqttSource, default_topics
+from agents.runtime._mqtt import BufferedClient, MqttCounters, MqttSource, default_topics
 from agents.runtime._pipeline import (
     BatchReport,
     DeviceNotInService,
@@ -60,6 +60,7 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "BatchReport",
+    "BufferedClient",
     "ConfigError",
     "DeviceMapper",
     "DeviceNotInService",

@@ -24,6 +24,13 @@ One `MqttSource` per configured source, each with its own client, credentials an
   thread (backpressure: the server holds further messages in its in-flight window), then is
   counted and left unacknowledged for redelivery. Every callback catches, logs and counts its
   own errors: an exception must never end paho's loop thread.
+* Reading: paho reads each packet with several `recv` calls (the command byte, each byte of
+  the remaining length, the rest) after a `select`, which costs more CPU than handling the
+  message. `BufferedClient` (the default client) reads the socket in blocks of `READ_SIZE` and
+  hands paho the packets from that buffer, all of them after one `select`: a packet whole in
+  the buffer goes to paho's packet handler at once, one split across reads through paho's own
+  reader. It relies on paho's reader internals (`_sock_recv`, `_packet_read`, `_in_packet`),
+  pinned by tests against the installed paho-mqtt 2.x.
 
 The MQTT session lives in the server's memory and is not durability: durability is the outbox.
 """
@@ -40,19 +47,125 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agents.runtime._config import MqttConfig, SourceConfig
 from agents.runtime._messages import Message, MessageQueue, Outcome, SourceInfo
 
-__all__ = ["ClientFactory", "MqttCounters", "MqttSource", "default_topics"]
+__all__ = [
+    "READ_SIZE",
+    "BufferedClient",
+    "ClientFactory",
+    "MqttCounters",
+    "MqttSource",
+    "default_topics",
+]
 
 logger = logging.getLogger("agents.runtime.mqtt")
 
 ClientFactory = Callable[..., Any]
 """Builds the paho client: called with `mqtt.Client`'s keyword arguments (the test seam)."""
+
+READ_SIZE = 64 * 1024
+"""Bytes `BufferedClient` asks the socket for at once."""
+
+
+class BufferedClient(mqtt.Client):
+    """paho's `Client`, reading the socket in blocks (see the module docstring).
+
+    paho asks `_sock_recv(n)` for at most `n` bytes; this answers from a buffer filled by one
+    `recv(READ_SIZE)`, and `loop_read` goes on while the buffer holds bytes, so that every
+    packet of a block is handled before paho waits in `select` again (which knows nothing of
+    the buffer). `_packet_read` hands a packet that is whole in the buffer to paho's handler
+    directly. A new connection starts with an empty buffer. The packets, their order and
+    everything paho does with them are unchanged.
+    """
+
+    _buffer: bytes = b""
+    _offset: int = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buffer = self._buffer
+        offset = self._offset
+        if offset >= len(buffer):
+            buffer = super()._sock_recv(max(bufsize, READ_SIZE))  # raises BlockingIOError
+            if not buffer:
+                return buffer  # end of stream: paho sees the connection lost
+            self._buffer = buffer
+            offset = 0
+        end = offset + bufsize
+        self._offset = min(end, len(buffer))
+        if offset == 0 and end >= len(buffer):
+            return buffer
+        return buffer[offset:end]
+
+    def _packet_read(self) -> MQTTErrorCode:
+        # A packet whole in the buffer is handed to paho's handler at once (what paho's own
+        # reader would do after a recv per header byte and one for the rest); anything else
+        # (a packet split across reads, a malformed length) goes through paho's reader.
+        packet = self._in_packet
+        buffer = self._buffer
+        start = self._offset
+        end = len(buffer)
+        if packet["command"] != 0 or end - start < 2:
+            return super()._packet_read()
+        length = 0
+        shift = 0
+        position = start + 1
+        while True:
+            if position >= end or shift > 21:
+                return super()._packet_read()
+            byte = buffer[position]
+            position += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        if position + length > end:
+            return super()._packet_read()
+        self._offset = position + length
+        packet["command"] = buffer[start]
+        packet["have_remaining"] = 1
+        packet["remaining_length"] = length
+        packet["packet"] = bytearray(memoryview(buffer)[position : position + length])
+        packet["to_process"] = 0
+        packet["pos"] = 0
+        try:
+            rc: MQTTErrorCode = self._packet_handle()
+        except MalformedPacket:
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = {
+            "command": 0,
+            "have_remaining": 0,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": 0,
+            "packet": bytearray(b""),
+            "to_process": 0,
+            "pos": 0,
+        }
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        return rc
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        while (
+            rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+            and self._offset < len(self._buffer)
+            and self._sock is not None
+        ):
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def reconnect(self) -> MQTTErrorCode:
+        self._buffer = b""
+        self._offset = 0
+        return super().reconnect()
+
 
 _TTS_EVENTS = {"up": "up", "join": "join", "location": "location/solved", "status": None}
 _CHIRPSTACK_EVENTS = {"up": "up", "join": "join", "location": "location", "status": "status"}
@@ -132,7 +245,7 @@ class MqttSource:
         self.last_error: str | None = "not connected yet"
         self.overflow_wait = overflow_wait
         self._password = password
-        self._factory: ClientFactory = client_factory or mqtt.Client
+        self._factory: ClientFactory = client_factory or BufferedClient
         self._client: Any = None
         self._generation = 0
         self._stopping = threading.Event()

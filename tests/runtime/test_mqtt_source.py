@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agents.runtime._config import SourceConfig
 from agents.runtime._messages import ACCEPTED, Message, MessageQueue, SourceInfo
-from agents.runtime._mqtt import MqttSource, default_topics
+from agents.runtime._mqtt import READ_SIZE, BufferedClient, MqttSource, default_topics
 from tests.conftest import Mosquitto, free_port
 
 pytestmark = pytest.mark.mqtt
@@ -397,3 +398,114 @@ def test_tls_and_credentials_per_source(tmp_path: Path) -> None:
         wrong.stop()
     finally:
         broker.stop()
+
+
+class CountingClient(BufferedClient):
+    """The default client, counting its reads from the socket itself."""
+
+    socket_reads = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._offset >= len(self._buffer):
+            CountingClient.socket_reads += 1
+        return super()._sock_recv(bufsize)
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_the_buffered_client_hands_over_every_packet_of_a_burst(
+    mosquitto: Mosquitto, qos: int
+) -> None:
+    queue = MessageQueue(2000)
+    config = source_config(mosquitto.port, qos=qos, persistent_session=False)
+    info = SourceInfo(name=config.name, kind=config.network_server, transport="mqtt")
+    CountingClient.socket_reads = 0
+    source = MqttSource(
+        config, queue, info=info, client_id="agent-burst", client_factory=CountingClient
+    )
+    source.start()
+    wait_until(lambda: source.connected)
+    time.sleep(0.2)
+    topic = "application/app/device/0004a30b001c0530/event/up"
+    # small packets, one across several reads, one larger than a whole read
+    payloads = [f'{{"n": {i}, "pad": "{"x" * (i % 300)}"}}'.encode() for i in range(600)]
+    payloads[100] = b'{"big": "' + b"y" * (READ_SIZE * 2 + 17) + b'"}'
+    payloads[400] = b""
+    pub = publisher(mosquitto.port)
+    infos = [pub.publish(topic, payload, qos=qos) for payload in payloads]
+    for sent in infos:
+        sent.wait_for_publish(10)
+    got: list[Message] = []
+    deadline = time.monotonic() + 20
+    while len(got) < len(payloads) and time.monotonic() < deadline:
+        batch = queue.take(len(payloads), timeout=0.2)
+        for message in batch:  # QoS 1: the server's in-flight window waits for the acks
+            if message.ack is not None:
+                message.ack(ACCEPTED)
+        got += batch
+    assert [m.payload for m in got] == payloads
+    assert all(m.topic == topic for m in got)
+    assert (got[0].ack is not None) is (qos == 1)
+    assert CountingClient.socket_reads < len(payloads) / 2
+    source.stop()
+    pub.loop_stop()
+    pub.disconnect()
+
+
+def test_the_default_client_is_the_buffered_one(mosquitto: Mosquitto) -> None:
+    queue = MessageQueue(10)
+    source = make_source(source_config(mosquitto.port, qos=0, persistent_session=False), queue)
+    source.start()
+    wait_until(lambda: source.connected)
+    assert type(source._client) is BufferedClient
+    source.stop()
+
+
+def publish_packet(topic: str, payload: bytes) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic.encode() + payload
+    size, length = len(body), bytearray()
+    while True:
+        byte, size = size % 128, size // 128
+        length.append(byte | (0x80 if size else 0))
+        if not size:
+            return b"\x30" + bytes(length) + body
+
+
+def feed(client: BufferedClient, data: bytes) -> tuple[list[bytes], mqtt.MQTTErrorCode]:
+    """Run `client`'s read loop on a socket pair carrying `data`; the payloads it handed over."""
+    ours, theirs = socket.socketpair()
+    got: list[bytes] = []
+    client.on_message = lambda _client, _userdata, message: got.append(message.payload)
+    client._sock = theirs  # type: ignore[assignment]
+    theirs.setblocking(False)
+    ours.sendall(data)
+    ours.close()
+    rc = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+    try:
+        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and client._sock is not None:
+            rc = client.loop_read()
+    finally:
+        theirs.close()
+    return got, rc
+
+
+@pytest.mark.parametrize("read_size", [7, 64, READ_SIZE])
+def test_the_buffered_client_reads_packets_whole_or_split(
+    monkeypatch: pytest.MonkeyPatch, read_size: int
+) -> None:
+    monkeypatch.setattr("agents.runtime._mqtt.READ_SIZE", read_size)
+    topic = "v3/city/devices/dev-1/up"
+    # remaining lengths of one, two and three bytes; reads that end anywhere in a packet
+    payloads = [b"", b"x", b"y" * 200, b"z" * 20_000, *(str(n).encode() * n for n in range(40))]
+    data = b"".join(publish_packet(topic, payload) for payload in payloads)
+    client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="reader")
+    got, rc = feed(client, data)
+    assert got == payloads
+    assert rc == mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST  # the other end closed
+
+
+def test_the_buffered_client_refuses_a_malformed_length() -> None:
+    client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="reader")
+    good = publish_packet("t/1", b"ok")
+    got, rc = feed(client, good + b"\x30\xff\xff\xff\xff\x01" + b"x" * 64)
+    assert got == [b"ok"]
+    assert rc == mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
