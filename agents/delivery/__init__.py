@@ -11,7 +11,7 @@
 * `DeliveryCounters`: the counters the agent exports.
 """
 
-from agents.delivery._archive import ArchivedUplink, RawUplink, UplinkArchive
+from agents.delivery._archive import BLOCK_BYTES, ArchivedUplink, RawUplink, UplinkArchive
 from agents.delivery._db import Database, Synchronous
 from agents.delivery._deadletters import (
     DeadLetter,
@@ -42,6 +42,7 @@ from agents.delivery._sender import (
 )
 
 __all__ = [
+    "BLOCK_BYTES",
     "REJECT_STATUSES",
     "ArchivedUplink",
     "Backoff",

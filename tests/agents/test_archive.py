@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agents.delivery import RawUplink, UplinkArchive
+from agents.delivery._archive import BLOCK_BYTES, _compress, _decompress
 
 DEV_A = "0004A30B001C0530"
 DEV_B = "0004A30B001C0531"
@@ -135,3 +138,138 @@ def test_the_archive_survives_a_reopen(tmp_path: Path) -> None:
         archive.add(source="tts", payload=b"kept", received_at=T0, dev_eui=DEV_A)
     with UplinkArchive(path, level=1) as reopened:
         assert [u.payload for u in reopened.uplinks(dev_eui=DEV_A)] == [b"kept"]
+
+
+# Blocks ---------------------------------------------------------------------------------------
+
+
+def blocks_of(path: Path) -> list[bytes]:
+    """Every block of the archive file, decompressed."""
+    with sqlite3.connect(path) as conn:
+        stored = conn.execute("SELECT codec, data FROM uplink_blocks ORDER BY id").fetchall()
+    return [_decompress(codec, bytes(data)) for codec, data in stored]
+
+
+def burst(count: int, *, dev_eui: str = DEV_A, start: int = 0) -> list[RawUplink]:
+    return [
+        RawUplink(
+            source="tts",
+            payload=f'{{"n": {n}, "dev": "{dev_eui}", "pad": "{"x" * (n * 37 % 900)}"}}'.encode(),
+            received_at=T0 + timedelta(seconds=n),
+            dev_eui=dev_eui,
+            f_cnt=n,
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def test_a_batch_is_stored_in_blocks_and_each_message_comes_back(tmp_path: Path) -> None:
+    path = tmp_path / "archive.db"
+    big = RawUplink(source="tts", payload=b"y" * (BLOCK_BYTES + 5), received_at=T0, f_cnt=999)
+    uplinks = [*burst(150), big, *burst(100, start=150)]
+    with UplinkArchive(path) as archive:
+        ids = archive.add_many(uplinks)
+        assert ids == list(range(1, len(uplinks) + 1))
+        assert archive.add_many([]) == []
+        back = {u.f_cnt: u.payload for u in archive.uplinks(page_size=7)}
+        assert back == {u.f_cnt: u.payload for u in uplinks}
+        assert [u.payload for u in archive.uplinks(dev_eui=DEV_A, page_size=50)] == [
+            u.payload for u in sorted(uplinks[:150] + uplinks[151:], key=lambda u: u.received_at)
+        ]
+        raw, stored = archive.sizes()
+        assert raw == sum(len(u.payload) for u in uplinks)
+        assert stored < raw / 4
+    contents = blocks_of(path)
+    assert len(contents) >= 4  # several blocks, the big message alone in one
+    assert b"y" * (BLOCK_BYTES + 5) in contents
+    assert all(len(block) <= BLOCK_BYTES for block in contents if b"yyyy" not in block)
+
+
+def test_erasure_rewrites_the_blocks_without_the_device(tmp_path: Path) -> None:
+    path = tmp_path / "archive.db"
+    mixed = [u for pair in zip(burst(60), burst(60, dev_eui=DEV_B), strict=True) for u in pair]
+    alone = burst(5, dev_eui=DEV_A, start=500)
+    with UplinkArchive(path) as archive:
+        archive.add_many(mixed)
+        archive.add_many(alone)
+        before = len(blocks_of(path))
+        assert archive.erase(dev_eui=DEV_A) == 65
+        assert archive.count(dev_eui=DEV_A) == 0
+        assert [u.payload for u in archive.uplinks()] == [u.payload for u in mixed[1::2]]
+        assert archive.erase(dev_eui=[DEV_A]) == 0
+    contents = blocks_of(path)
+    assert len(contents) == before - 1  # the block of only erased messages is gone
+    assert not any(DEV_A.encode() in block for block in contents)
+    assert all(DEV_B.encode() in block for block in contents)
+
+
+def test_prune_drops_a_block_once_none_of_its_messages_is_left(tmp_path: Path) -> None:
+    path = tmp_path / "archive.db"
+    with UplinkArchive(path, retention=timedelta(days=1)) as archive:
+        archive.add_many(burst(3))  # T0 .. T0+2s: one block
+        archive.add_many(burst(3, start=86_400))  # a day later: another block
+        assert len(blocks_of(path)) == 2
+        assert archive.prune(T0 + timedelta(days=1, seconds=2)) == 2  # a block half pruned
+        assert len(blocks_of(path)) == 2
+        assert [u.f_cnt for u in archive.uplinks()] == [2, 86_400, 86_401, 86_402]
+        assert archive.prune(T0 + timedelta(days=1, seconds=5)) == 1
+        assert len(blocks_of(path)) == 1
+        assert [u.f_cnt for u in archive.uplinks()] == [86_400, 86_401, 86_402]
+
+
+OLD_SCHEMA = """
+    CREATE TABLE uplink_archive (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_us INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        topic TEXT,
+        dev_eui TEXT,
+        f_cnt INTEGER,
+        size INTEGER NOT NULL,
+        codec INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX uplink_archive_time ON uplink_archive (received_us, id);
+    CREATE INDEX uplink_archive_device ON uplink_archive (dev_eui, received_us, id);
+"""
+
+
+def test_an_archive_of_messages_compressed_one_by_one_still_replays(tmp_path: Path) -> None:
+    path = tmp_path / "archive.db"
+    old = burst(4)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_SCHEMA)
+        for uplink in old[:3]:
+            codec, packed = _compress(uplink.payload, 6)
+            conn.execute(
+                "INSERT INTO uplink_archive (received_us, source, topic, dev_eui, f_cnt, size, "
+                "codec, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    int(uplink.received_at.timestamp() * 1_000_000),
+                    uplink.source,
+                    None,
+                    uplink.dev_eui,
+                    uplink.f_cnt,
+                    len(uplink.payload),
+                    codec,
+                    packed,
+                ),
+            )
+        conn.execute(
+            "INSERT INTO uplink_archive (received_us, source, size, codec, data) "
+            "VALUES (?, 'tts', ?, 0, ?)",
+            (int(old[3].received_at.timestamp() * 1_000_000), 5, zlib.compress(b"plain")),
+        )
+    with UplinkArchive(path) as archive:
+        archive.add_many(burst(2, dev_eui=DEV_B, start=10))
+        got = [u.payload for u in archive.uplinks()]
+        assert got == [
+            *(u.payload for u in old[:3]),
+            b"plain",
+            *(u.payload for u in burst(2, dev_eui=DEV_B, start=10)),
+        ]
+        assert archive.erase(dev_eui=DEV_A) == 3
+        assert archive.count() == 3
+        raw, stored = archive.sizes()
+        assert raw == 5 + sum(len(u.payload) for u in burst(2, dev_eui=DEV_B, start=10))
+        assert stored > 0
