@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.lorawan._errors import UplinkError
 from agents.lorawan._eui import normalize_eui
-from agents.lorawan._uplink import EUI, Source
+from agents.lorawan._uplink import EUI, Source, _CheckedBuilder
 
 __all__ = ["Topic", "parse_chirpstack_v3_topic", "parse_chirpstack_v4_topic", "parse_tts_topic"]
 
@@ -46,6 +46,10 @@ class Topic(BaseModel):
     dev_eui: EUI | None = None
 
 
+_TOPIC = _CheckedBuilder(Topic)
+"""Builds a `Topic` from the readers' checked strings without validating them again."""
+
+
 def _bad(topic: str, layout: str) -> UplinkError:
     return UplinkError("bad-topic", f"topic {topic!r:.200} does not match {layout}", field="topic")
 
@@ -66,12 +70,14 @@ def parse_tts_topic(topic: str) -> Topic:
     event = "/".join(parts[4:])
     if not application or not device or "" in parts[4:] or (at_sign and not tenant):
         raise _bad(topic, layout)
-    return Topic(
-        source="tts",
-        event=event,
-        application_id=application,
-        tenant=tenant or None,
-        device_id=device,
+    return _TOPIC.build(  # type: ignore[return-value]
+        {
+            "source": "tts",
+            "event": event,
+            "application_id": application,
+            "tenant": tenant or None,
+            "device_id": device,
+        }
     )
 
 
@@ -94,7 +100,9 @@ def _chirpstack(topic: str, source: Source) -> Topic:
         ) from None
     if event == "rx":
         event = "up"
-    return Topic(source=source, event=event, application_id=parts[1], dev_eui=dev_eui)
+    return _TOPIC.build(  # type: ignore[return-value]
+        {"source": source, "event": event, "application_id": parts[1], "dev_eui": dev_eui}
+    )
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

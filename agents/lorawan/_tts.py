@@ -98,6 +98,11 @@ _PATH_VARS: dict[str, tuple[str, ...]] = {
 }
 
 _UP = "uplink_message"
+_SP = f"{_UP}.settings"
+_DP = f"{_SP}.data_rate"
+_DP_LORA = f"{_DP}.lora"
+_DP_FSK = f"{_DP}.fsk"
+_NETWORK_IDS = f"{_UP}.network_ids"
 
 
 class _Ids(NamedTuple):
@@ -167,7 +172,7 @@ def _prepare(
     path_vars: Mapping[str, str] | None,
     event: str | None,
 ) -> _Prepared:
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         raise UplinkError("malformed-json", "the message is not a JSON object")
     body, envelope_name = _unwrap(message)
     envelope_event = _ENVELOPE_NAMES.get(envelope_name) if envelope_name else None
@@ -304,9 +309,9 @@ def _uplink(prepared: _Prepared) -> Uplink:
             warnings.append(f"{error.message}; the network server's decoded payload is kept")
 
     settings = opt_object(up, "settings", _UP) or {}
-    sp = f"{_UP}.settings"
+    sp = _SP
     data_rate = opt_object(settings, "data_rate", sp) or {}
-    dp = f"{sp}.data_rate"
+    dp = _DP
     lora = opt_object(data_rate, "lora", dp)
     fsk = opt_object(data_rate, "fsk", dp)
     lrfhss = opt_object(data_rate, "lrfhss", dp)
@@ -352,7 +357,7 @@ def _uplink(prepared: _Prepared) -> Uplink:
                 "dev_eui": ids.dev_eui,
                 "device_id": ids.device_id,
                 "application_id": ids.application_id,
-                "tenant": ids.tenant or opt_str(network_ids, "tenant_id", f"{_UP}.network_ids"),
+                "tenant": ids.tenant or opt_str(network_ids, "tenant_id", _NETWORK_IDS),
                 "join_eui": ids.join_eui,
                 "dev_addr": ids.dev_addr,
                 "f_port": opt_int(up, "f_port", _UP, hi=255) or 0,
@@ -368,11 +373,11 @@ def _uplink(prepared: _Prepared) -> Uplink:
                 "frequency": opt_int(settings, "frequency", sp),
                 "modulation": modulation,
                 "data_rate": opt_int(settings, "data_rate_index", sp),
-                "spreading_factor": opt_int(lora, "spreading_factor", f"{dp}.lora"),
-                "bandwidth": opt_int(lora, "bandwidth", f"{dp}.lora"),
-                "coding_rate": opt_str(lora, "coding_rate", f"{dp}.lora")
+                "spreading_factor": opt_int(lora, "spreading_factor", _DP_LORA),
+                "bandwidth": opt_int(lora, "bandwidth", _DP_LORA),
+                "coding_rate": opt_str(lora, "coding_rate", _DP_LORA)
                 or opt_str(settings, "coding_rate", sp),
-                "bit_rate": opt_int(fsk, "bit_rate", f"{dp}.fsk") if fsk else None,
+                "bit_rate": opt_int(fsk, "bit_rate", _DP_FSK) if fsk else None,
                 "device_location": from_checked(Location, device_location)
                 if device_location is not None
                 else None,

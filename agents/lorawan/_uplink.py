@@ -307,14 +307,14 @@ _set = object.__setattr__
 class _CheckedBuilder:
     """Builds instances of one model from checked values (see `from_checked`)."""
 
-    __slots__ = ("defaults", "factories", "model", "required")
+    __slots__ = ("defaults", "factories", "model", "required", "size")
 
     def __init__(self, model: type[BaseModel]) -> None:
         self.model = model
         fields = model.model_fields
         self.defaults: dict[str, Any] = {}
         self.factories: dict[str, Callable[[], Any]] = {}
-        self.required = tuple(name for name, info in fields.items() if info.is_required())
+        self.required = frozenset(name for name, info in fields.items() if info.is_required())
         for name, info in fields.items():
             factory = info.default_factory
             if factory is not None:
@@ -332,15 +332,17 @@ class _CheckedBuilder:
         )
         if not plain:  # pragma: no cover - a guard against a model changed later
             raise TypeError(f"{model.__name__} cannot be built from checked values")
+        self.size = len(self.defaults)
 
     def build(self, values: dict[str, Any]) -> BaseModel:
         model = self.model
         merged = {**self.defaults, **values}
-        if len(merged) != len(self.defaults) or not all(n in values for n in self.required):
+        if len(merged) != self.size or not self.required <= values.keys():
             return model.model_validate(values)  # raises: a field unknown, or one missing
-        for name, factory in self.factories.items():
-            if name not in values:
-                merged[name] = factory()
+        if self.factories:
+            for name, factory in self.factories.items():
+                if name not in values:
+                    merged[name] = factory()
         instance = model.__new__(model)
         _set(instance, "__dict__", merged)
         _set(instance, "__pydantic_fields_set__", set(values))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from pydantic import ValidationError
 
 from agents.lorawan import (
     Topic,
@@ -48,6 +51,42 @@ def test_tts_topic_without_tenant(event: str) -> None:
         "th-0042",
         event,
     )
+
+
+@pytest.mark.parametrize(
+    ("parse", "topic", "fields"),
+    [
+        (
+            parse_tts_topic,
+            "v3/app@ttn/devices/dev-1/up",
+            {"event": "up", "application_id": "app", "tenant": "ttn", "device_id": "dev-1"},
+        ),
+        (
+            parse_tts_topic,
+            "v3/app/devices/dev-1/down/ack",
+            {"event": "down/ack", "application_id": "app", "tenant": None, "device_id": "dev-1"},
+        ),
+        (
+            parse_chirpstack_v4_topic,
+            "application/a1/device/0004a30b001c0530/event/up",
+            {"event": "up", "application_id": "a1", "dev_eui": "0004A30B001C0530"},
+        ),
+    ],
+)
+def test_topics_built_without_validation_equal_validated_ones(
+    parse: Any, topic: str, fields: dict[str, Any]
+) -> None:
+    if hasattr(parse, "cache_clear"):
+        parse.cache_clear()
+    source = "tts" if topic.startswith("v3/") else "chirpstack-v4"
+    parsed = parse(topic)
+    validated = Topic.model_validate({"source": source, **fields})
+    assert parsed == validated
+    assert parsed.model_fields_set == validated.model_fields_set
+    assert parsed.model_dump() == validated.model_dump()
+    assert hash(parsed) == hash(validated)
+    with pytest.raises(ValidationError):
+        parsed.event = "join"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
