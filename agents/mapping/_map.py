@@ -120,7 +120,8 @@ class MappedUplink:
     `entities` are normalized NGSI-LD with their `@context` URL; treat them as read-only (they
     may share constant sub-objects with other uplinks' entities). `observed_at` is the
     observation time and `time_source` where it came from; `received_at` the receive time the
-    Device attributes carry. `warnings` say what was left out or flagged.
+    Device attributes carry. `warnings` say what was left out or flagged. `observed_text` is
+    `observed_at` as the observations' `observedAt` spell it (None: not given).
     """
 
     entities: list[dict[str, Any]]
@@ -128,16 +129,23 @@ class MappedUplink:
     received_at: datetime
     time_source: TimeSourceUsed
     warnings: tuple[MappingWarning, ...] = field(default=())
+    observed_text: str | None = None
 
-    def outbox_parts(self) -> list[tuple[dict[str, Any], str, datetime]]:
+    def outbox_parts(self, *, take: bool = False) -> list[tuple[dict[str, Any], str, datetime]]:
         """`(entity without @context, its @context URL, the time it is observed at)` for each
         entity, as the outbox takes them: observations at `observed_at`, the Device at
-        `received_at`."""
+        `received_at`. With `take=True` the entities themselves lose their `@context` and are
+        handed out (no copies): for a caller that uses this result and nothing else of it."""
         parts: list[tuple[dict[str, Any], str, datetime]] = []
         for entity in self.entities:
-            body = {key: value for key, value in entity.items() if key != "@context"}
+            if take:
+                context = entity.pop("@context")
+                body = entity
+            else:
+                context = entity["@context"]
+                body = {key: value for key, value in entity.items() if key != "@context"}
             at = self.received_at if entity["type"] == "Device" else self.observed_at
-            parts.append((body, entity["@context"], at))
+            parts.append((body, context, at))
         return parts
 
 
@@ -205,6 +213,7 @@ def map_uplink(
         received_at=received_at,
         time_source=time_source,
         warnings=tuple(warnings),
+        observed_text=observed_text,
     )
 
 

@@ -204,7 +204,7 @@ class DeviceMapper:
             ) from None
         dev_eui = device.dev_eui
         f_cnt = uplink.f_cnt
-        parts = mapped.outbox_parts()
+        parts = mapped.outbox_parts(take=True)
         first_use = device.date_first_used is None and (source.tenant, dev_eui) not in self._first
         for body, _context, at in parts:
             if body.get("type") == "Device":
@@ -214,10 +214,13 @@ class DeviceMapper:
             placed = body.get("location")
             if isinstance(placed, dict) and placed.get("value") == device.location:
                 # the place the reading was made at: a move from a later date leaves it be
+                observed_text = mapped.observed_text
                 body["location"] = {
                     "type": "GeoProperty",
                     "value": device.location_at(at),
-                    "observedAt": format_datetime(at),
+                    "observedAt": observed_text
+                    if observed_text is not None and at is mapped.observed_at
+                    else format_datetime(at),
                 }
         if first_use:
             self._first.add((source.tenant, dev_eui))

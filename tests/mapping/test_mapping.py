@@ -412,6 +412,18 @@ def test_outbox_parts_split_the_context_and_time() -> None:
     assert "@context" in mapped.entities[0]
 
 
+def test_outbox_parts_can_hand_out_the_entities_themselves() -> None:
+    payload_time = datetime(2024, 5, 1, 11, 58, 30, 250000, tzinfo=UTC)
+    mapped = run({"temperature_1": 20.5, "unixtime_9": payload_time.timestamp()})
+    copied = mapped.outbox_parts()
+    taken = mapped.outbox_parts(take=True)
+    assert taken == copied
+    assert [body for body, _, _ in taken] == mapped.entities  # the same dicts, now without @context
+    assert all(body is entity for (body, _, _), entity in zip(taken, mapped.entities, strict=True))
+    assert mapped.observed_text == "2024-05-01T11:58:30.250Z"
+    assert mapped.entities[0]["temperature"]["observedAt"] == mapped.observed_text
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
