@@ -622,7 +622,13 @@ class Registry:
             device = self._devices.get(dev_eui)
             if device is None or device.date_first_used is not None:
                 return
-            self._remember(device.model_copy(update={"date_first_used": at}))
+            updated = device.model_copy(update={"date_first_used": at})
+            # Same key, same device id: replacing the value in place keeps the table's size,
+            # so readers iterating it are safe, and costs no copy of the whole table (a fleet's
+            # first uplinks would copy it once per device).
+            self._devices[dev_eui] = updated
+            if self._cache is not None:
+                self._cache.put(updated)
 
     # -- keeping the cache fresh -----------------------------------------------------------
 
