@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/agent.py [--devices 10000] [--rate 5000] [--seconds 20]
                                          [--runs 3] [--qos 0|1] [--no-archive]
                                          [--broker-batch 1000]
-                                         [--in-process]
+                                         [--in-process [--profile FILE]]
                                          [--save FILE.json] [--compare FILE.json]
 
 Every component runs as its own process: Mosquitto, the embedded NGSI-LD broker (`drehscheibe
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import json
 import os
 import random
@@ -594,16 +595,27 @@ def in_process(
             print(f"{args.runs} runs of {count} uplinks in batches of {batch}", flush=True)
             pipe_runs: list[float] = []
             send_runs: list[float] = []
+            profiles = (
+                (cProfile.Profile(time.thread_time), cProfile.Profile(time.thread_time))
+                if args.profile is not None
+                else None
+            )
             for run in range(args.runs):
                 todo = messages(count)
                 per_batch: list[float] = []
                 for start in range(0, count, batch):
                     chunk = todo[start : start + batch]
                     began = time.thread_time()
-                    pipeline.process(chunk)
+                    if profiles is not None:
+                        profiles[0].runcall(pipeline.process, chunk)
+                    else:
+                        pipeline.process(chunk)
                     per_batch.append((time.thread_time() - began) / len(chunk) * 1000)
                 broker0 = cpu_seconds(broker_pid)
-                spent, left = drain()
+                if profiles is not None:
+                    spent, left = profiles[1].runcall(drain)
+                else:
+                    spent, left = drain()
                 broker_ms = (cpu_seconds(broker_pid) - broker0) / count * 1000
                 if left:
                     raise RuntimeError(f"{left} entities stayed in the outbox")
@@ -619,6 +631,10 @@ def in_process(
                     f"{broker_ms:.3f} ms/uplink",
                     flush=True,
                 )
+            if profiles is not None and args.profile is not None:
+                profiles[0].dump_stats(f"{args.profile}.pipeline")
+                profiles[1].dump_stats(f"{args.profile}.sender")
+                print(f"profiles written to {args.profile}.pipeline and {args.profile}.sender")
             pipe = statistics.median(pipe_runs)
             send = statistics.median(send_runs)
             print(
@@ -674,6 +690,12 @@ def main() -> None:
     )
     parser.add_argument("--save", type=Path, help="write the medians to this JSON file")
     parser.add_argument("--compare", type=Path, help="print ratios to the medians in this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="with --in-process: write a cProfile of the measured pipeline and sender passes "
+        "(thread CPU clock) to this file (FILE.pipeline and FILE.sender)",
+    )
     args = parser.parse_args()
 
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
