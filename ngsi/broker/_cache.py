@@ -119,6 +119,22 @@ class EntityCache:
             self.hits += 1
             return entry
 
+    def get_many(self, tenant: str | None, entity_ids: Iterable[str]) -> list[CachedEntity | None]:
+        """`get` of each entity, in order, under one acquisition of the lock."""
+        found: list[CachedEntity | None] = []
+        entries = self._entries
+        with self._lock:
+            for entity_id in entity_ids:
+                key = (tenant, entity_id)
+                entry = entries.get(key)
+                if entry is not None:
+                    entries.move_to_end(key)
+                found.append(entry)
+            hits = len(found) - found.count(None)
+            self.hits += hits
+            self.misses += len(found) - hits
+        return found
+
     def put(self, tenant: str | None, entity_id: str, raw: bytes) -> CachedEntity | None:
         """Cache the stored bytes of an entity (call with the tenant's store lock held)."""
         if not self.max_bytes:

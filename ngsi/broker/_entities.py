@@ -264,7 +264,11 @@ def _prepare_simple(instance: Any, stamp: str) -> dict[str, Any] | None:
         if kind == "GeoProperty" and not _is_plain_point(value):
             return None
     observed = instance.get("observedAt")
-    if observed is not None and not _is_datetime(observed):
+    if (
+        observed is not None
+        and (observed.__class__ is not str or observed not in _GOOD_TIMES)
+        and not _is_datetime(observed)
+    ):
         return None
     out = instance.copy()
     if subs:

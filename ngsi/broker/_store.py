@@ -192,10 +192,10 @@ class ReadTransaction:
         found: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
         cache, tenant = self._cache, self._tenant.name
-        for entity_id in dict.fromkeys(entity_ids):
+        unique = list(dict.fromkeys(entity_ids))
+        for entity_id, entry in zip(unique, cache.get_many(tenant, unique), strict=True):
             raw = self._pending_raw(entity_id)
             if raw is _NOT_PENDING:
-                entry = cache.get(tenant, entity_id)
                 if entry is None:
                     missing.append(entity_id)
                     continue
@@ -578,7 +578,8 @@ class WriteTransaction(ReadTransaction):
         retyped = [
             (before, after)
             for before, after, _ in updates
-            if set(_types_of(before)) != set(_types_of(after))
+            if before.get("type") != after.get("type")
+            and set(_types_of(before)) != set(_types_of(after))
         ]
         for before, after in retyped:
             conn = self._begun()
