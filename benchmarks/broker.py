@@ -5,7 +5,10 @@
 Scenarios (each run several times; the median is printed):
 
 1. batch upsert: 1000-entity batches of an AirQualityObserved-like entity with 8 attributes,
-   `options=update`, with the Smart Data Models Environment @context in a Link header;
+   `options=update`, with the Smart Data Models Environment @context in a Link header; then
+   what the LoRaWAN agent sends: requests of 250 WeatherObserved + Device pairs (the Device's
+   rssi with snr and gateway sub-attributes), each entity with its own @context inline, for
+   10,000 devices (the broker serves those Smart Data Models contexts offline);
 2. PATCH /entities/{id}/attrs of one attribute;
 3. GET /entities/{id}, with p50/p99 latency;
 4. query by type + q over `--query-entities` entities (`limit=100`, and with `count=true`).
@@ -211,13 +214,70 @@ def air_quality(i: int) -> dict[str, Any]:
 JSON_HEADERS = {"Content-Type": "application/json", "Link": LINK}
 
 
-async def upsert(port: int, batches: list[bytes], concurrency: int) -> float:
+WEATHER_URL = (
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/context.jsonld"
+)
+DEVICE_URL = (
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Device/master/context.jsonld"
+)
+
+
+def agent_pair(device: int, second: int) -> list[dict[str, Any]]:
+    """The two entities the agent upserts for one uplink: the observation and the Device."""
+    at = f"2026-01-31T12:{second // 60 % 60:02d}:{second % 60:02d}Z"
+    device_id = f"urn:ngsi-ld:Device:{device:016x}"
+    return [
+        {
+            "id": f"urn:ngsi-ld:WeatherObserved:{device:016x}",
+            "type": "WeatherObserved",
+            "dateObserved": {"type": "Property", "value": {"@type": "DateTime", "@value": at}},
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "Point", "coordinates": [6.77 + device % 100 / 1000, 51.22]},
+            },
+            "refDevice": {"type": "Relationship", "object": device_id},
+            "temperature": {"type": "Property", "value": 21.5, "observedAt": at, "unitCode": "CEL"},
+            "relativeHumidity": {
+                "type": "Property",
+                "value": 0.55,
+                "observedAt": at,
+                "unitCode": "C62",
+            },
+            "@context": WEATHER_URL,
+        },
+        {
+            "id": device_id,
+            "type": "Device",
+            "dateLastValueReported": {
+                "type": "Property",
+                "value": {"@type": "DateTime", "@value": at},
+            },
+            "rssi": {
+                "type": "Property",
+                "value": -90.0,
+                "unitCode": "DBM",
+                "observedAt": at,
+                "snr": {"type": "Property", "value": 8.0, "unitCode": "2N"},
+                "gateway": {"type": "Property", "value": "gw-1"},
+            },
+            "batteryLevel": {"type": "Property", "value": 1.0, "observedAt": at, "unitCode": "C62"},
+            "@context": DEVICE_URL,
+        },
+    ]
+
+
+async def upsert(
+    port: int, batches: list[bytes], concurrency: int, headers: dict[str, str] | None = None
+) -> float:
     """Seconds to send all batches over `concurrency` connections."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for item in batches:
         queue.put_nowait(
             encode_request(
-                "POST", "/ngsi-ld/v1/entityOperations/upsert?options=update", item, JSON_HEADERS
+                "POST",
+                "/ngsi-ld/v1/entityOperations/upsert?options=update",
+                item,
+                headers or JSON_HEADERS,
             )
         )
 
@@ -329,6 +389,37 @@ async def run(args: argparse.Namespace) -> None:
             )
         )
         existing = per_run
+
+        devices, per_request = 10_000, 250
+        walls, cpus = [], []
+        for run_index in range(args.runs + 1):  # run 0 creates the entities
+            agent_batches = [
+                orjson.dumps(
+                    [e for d in range(start, start + per_request) for e in agent_pair(d, run_index)]
+                )
+                for start in range(0, devices, per_request)
+            ]
+            await cpu.settle()
+            cpu.start()
+            walls.append(
+                await upsert(
+                    port,
+                    agent_batches,
+                    args.concurrency_batches,
+                    {"Content-Type": "application/ld+json"},
+                )
+            )
+            await cpu.settle()
+            cpus.append(cpu.stop())
+        print(
+            report(
+                "batch upsert, agent-shaped (250 WeatherObserved + Device pairs/request)",
+                "entities",
+                [2 * devices] * args.runs,
+                walls[1:],
+                cpus[1:],
+            )
+        )
 
         walls, cpus = [], []
         for run_index in range(args.runs):
