@@ -199,7 +199,7 @@ class ReadTransaction:
                 if entry is None:
                     missing.append(entity_id)
                     continue
-                doc = entry.doc  # read once: the cache may drop it meanwhile
+                doc = entry.doc
                 if shared and doc is not None:
                     found[entity_id] = doc
                     continue
