@@ -127,6 +127,26 @@ class JavaScriptSandbox:
         """Forget this thread's context (after a memory error); the next use makes a new one."""
         self._local.runtime = None
 
+    def failed(
+        self, error: Exception
+    ) -> Literal["timeout", "memory", "stack-overflow", "js-error"]:
+        """Why a call into this thread's context raised `error`; a context that hit a limit is
+        discarded (the engine may leave it half-broken, and reusing it can crash the process).
+
+        Out of memory, the engine may not even manage to make its error and throws `null`
+        instead: a `null` thrown while the context's memory is nearly all used counts as
+        `memory`."""
+        reason = _reason(error)
+        if reason == "js-error" and str(error).strip() == "null":
+            runtime: _Runtime | None = getattr(self._local, "runtime", None)
+            if runtime is not None:
+                used = runtime.context.memory()
+                if used.get("malloc_size", 0) >= 0.9 * used.get("malloc_limit", float("inf")):
+                    reason = "memory"
+        if reason != "js-error":
+            self.discard()
+        return reason
+
     def _runtime(self) -> _Runtime:
         runtime: _Runtime | None = getattr(self._local, "runtime", None)
         if runtime is None:
@@ -266,9 +286,7 @@ class JavaScriptCodec:
         try:
             text = run(self.entry, orjson.dumps(message).decode(), normalize)
         except quickjs.JSException as error:
-            reason = _reason(error)
-            if reason == "memory":
-                self._sandbox.discard()
+            reason = self._sandbox.failed(error)
             limit = {
                 "timeout": f" (limit {self.time_limit * 1000:g} ms)",
                 "memory": f" (limit {self.memory_limit // 1024} KiB)",

@@ -163,8 +163,8 @@ class JavaScriptEncoder:
             text = encode(orjson.dumps(message).decode())
         except quickjs.JSException as error:
             first = _first_line(error)
-            if "out of memory" in first:
-                self._sandbox.discard()
+            if self._sandbox.failed(error) == "memory":
+                first = f"out of memory ({first})"
             if first == "InternalError: interrupted":
                 first = f"timed out (limit {self.time_limit * 1000:g} ms)"
             raise DownlinkError(f"{self.filename}: encodeDownlink: {first}") from None

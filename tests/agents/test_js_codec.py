@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import quickjs
 
 from agents.codecs import (
     CodecError,
     DeviceRepositoryExample,
     JavaScriptCodec,
+    JavaScriptSandbox,
     load_device_repository_codec,
 )
 from agents.lorawan import Uplink
@@ -376,3 +378,25 @@ def test_each_thread_gets_its_own_context() -> None:
     assert results == {n: list(range(1, 51)) for n in range(4)}
     # The constructing thread's context went on counting on its own.
     assert counting.decode(b"", f_port=1)["calls"] == 2
+
+
+def test_a_limit_hit_discards_the_context_and_a_thrown_null_is_not_memory() -> None:
+    sandbox = JavaScriptSandbox(
+        "var calls = 0;"
+        "function f(kind) { calls += 1;"
+        " if (kind === 'null') { throw null; }"
+        " if (kind === 'spin') { while (true) {} }"
+        " return calls; }",
+        runner="",
+        function="f",
+        time_limit=0.05,
+    )
+    assert sandbox.runner()("count") == 1
+    with pytest.raises(quickjs.JSException) as thrown:
+        sandbox.runner()("null")
+    assert sandbox.failed(thrown.value) == "js-error"  # memory far from its limit
+    assert sandbox.runner()("count") == 3  # the same context goes on
+    with pytest.raises(quickjs.JSException) as spun:
+        sandbox.runner()("spin")
+    assert sandbox.failed(spun.value) == "timeout"
+    assert sandbox.runner()("count") == 1  # a fresh context after a limit was hit
