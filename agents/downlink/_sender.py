@@ -242,7 +242,11 @@ class DownlinkSender:
         except DownlinkError as error:
             logger.warning("downlink %s to %s failed: %s", downlink.id, downlink.dev_eui, error)
             found = self.store.set_status(
-                downlink.id, "FAILED", detail=str(error), event={"event": "publish-failed"}
+                downlink.id,
+                "FAILED",
+                detail=str(error),
+                event={"event": "publish-failed"},
+                first=True,
             )
         else:
             found = self.store.set_status(
@@ -250,6 +254,7 @@ class DownlinkSender:
                 "PENDING",
                 detail=f"published to {topic}",
                 event={"event": "published", "topic": topic},
+                first=True,
             )
         assert found is not None
         return found

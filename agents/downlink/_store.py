@@ -227,10 +227,13 @@ class DownlinkStore:
         detail: str | None = None,
         event: dict[str, Any] | None = None,
         topic: str | None = None,
+        first: bool = False,
         now: datetime | None = None,
     ) -> DownlinkRecord | None:
         """Move a record to `status` (never backwards, never out of `ACKED`/`FAILED`), append
-        `event` to its events; returns the record as it is now, None for an unknown id."""
+        `event` to its events (put it first with `first`: the publisher's own outcome, which the
+        network server's answers can overtake); returns the record as it is now, None for an
+        unknown id."""
         at = _us(now or datetime.now(UTC))
         with self.db.write() as conn:
             row = conn.execute(
@@ -241,7 +244,7 @@ class DownlinkStore:
             current, events_text = row
             events = orjson.loads(events_text or "[]")
             if event is not None:
-                events.append(event)
+                events.insert(0 if first else len(events), event)
             moves = current not in TERMINAL_STATUSES and _RANK[status] >= _RANK[current]
             conn.execute(
                 "UPDATE downlinks SET updated_us = ?, events = ?, status = ?, "

@@ -132,3 +132,17 @@ def test_resolve_identity(tmp_path: Path) -> None:
         v3 = {"v3": connection("v3", "chirpstack-v3")}
         with pytest.raises(DownlinkError, match="no MQTT source of"):
             resolve_identity(store, EUI, v3)
+
+
+def test_the_publishers_outcome_comes_before_the_network_servers_answers(tmp_path: Path) -> None:
+    # the network server can answer (txack) before the publisher hears its PUBACK and records it
+    with DownlinkStore.in_data_dir(tmp_path) as store:
+        downlink = Downlink(dev_eui=EUI, f_port=10, payload=b"\x01", confirmed=True)
+        store.add(downlink, actor="cli:test")
+        store.set_status(downlink.id, "SENT", detail="sent", event={"event": "txack"})
+        record = store.set_status(
+            downlink.id, "PENDING", detail="published", event={"event": "published"}, first=True
+        )
+        assert record is not None
+        assert (record.status, record.detail) == ("SENT", "sent")
+        assert [e["event"] for e in record.events] == ["published", "txack"]
