@@ -23,7 +23,8 @@ Health:
 
 * `/healthz` answers 200 while the process serves HTTP (liveness).
 * `/readyz` answers 200 when all of these hold, else 503 with the failing checks:
-  - `sources`: every MQTT source is connected (webhook sources are ready with the server);
+  - `sources`: every MQTT source is connected and its subscriptions granted (webhook sources
+    are ready with the server);
   - `outbox`: the last batch committed (or none failed since), and the outbox holds less than
     `health.outbox_high_water` of `outbox.max_depth`;
   - `broker`: the broker answered a write within the last `health.broker_stale_after` seconds,
@@ -637,9 +638,9 @@ class Agent:
         config = self.config
         checks: dict[str, dict[str, Any]] = {}
         down = {
-            source.name: source.last_error or "not connected"
+            source.name: source.last_error or "not subscribed yet"
             for source in self.sources
-            if not source.connected
+            if not source.ready
         }
         checks["sources"] = {"ok": not down, **({"down": down} if down else {})}
         outbox_ok = self.outbox is not None and not self.outbox.db.closed

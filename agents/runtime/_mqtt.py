@@ -213,7 +213,9 @@ class MqttSource:
 
     `start()` returns at once (the connection is made in paho's thread); `stop()` disconnects
     and joins the thread. `connected` is True between a successful CONNACK and the next
-    disconnect. `last_error` says why the source is not connected, for health.
+    disconnect; `ready` once, in that connection, the server also granted every subscription
+    (before that, an uplink can pass unseen). `last_error` says why the source is not ready,
+    for health.
     """
 
     transport = "mqtt"
@@ -242,6 +244,7 @@ class MqttSource:
             self.topics = [f"$share/{self.settings.shared_group}/{t}" for t in self.topics]
         self.counters = MqttCounters()
         self.connected = False
+        self.subscribed = False
         self.last_error: str | None = "not connected yet"
         self.overflow_wait = overflow_wait
         self._password = password
@@ -327,6 +330,7 @@ class MqttSource:
             logger.debug("source %s: disconnect failed", self.name, exc_info=True)
         client.loop_stop()
         self.connected = False
+        self.subscribed = False
         self._client = None
 
     # Acknowledging -----------------------------------------------------------------------------
@@ -338,6 +342,10 @@ class MqttSource:
             return
         client.ack(mid, qos)
         self.counters.acked += 1
+
+    @property
+    def ready(self) -> bool:
+        return self.connected and self.subscribed
 
     # Callbacks (paho's network thread: small, never raising) -----------------------------------
 
@@ -360,6 +368,7 @@ class MqttSource:
                 return
             self._generation += 1
             self.counters.connects += 1
+            self.subscribed = False
             self.connected = True
             self.last_error = None
             session = bool(getattr(flags, "session_present", False))
@@ -375,10 +384,13 @@ class MqttSource:
         self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any
     ) -> None:
         try:
+            granted = True
             for topic, code in zip(self.topics, reason_codes, strict=False):
                 if code.is_failure:
+                    granted = False
                     self.last_error = f"subscription to {topic} refused: {code}"
                     logger.error("source %s: subscribing %s refused: %s", self.name, topic, code)
+            self.subscribed = granted
         except Exception:
             self.counters.callback_errors += 1
             logger.exception("source %s: on_subscribe failed", self.name)
@@ -389,6 +401,7 @@ class MqttSource:
         try:
             was = self.connected
             self.connected = False
+            self.subscribed = False
             if was:
                 self.counters.disconnects += 1
             if was and not self._stopping.is_set():

@@ -102,6 +102,8 @@ class WebhookSource:
         """A webhook source is ready whenever the HTTP server runs."""
         return True
 
+    ready = connected
+
     last_error: str | None = None
 
     def start(self) -> None:

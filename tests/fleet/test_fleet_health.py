@@ -128,6 +128,8 @@ def test_a_silent_device_is_marked_and_recovers(
     try:
         assert agent.fleet is not None
         fleet = agent.fleet
+        # an uplink published before the subscription is granted passes unseen
+        wait_for(lambda: agent.readiness().checks["sources"]["ok"], timeout=30)
 
         def checks_after(count: int) -> None:
             wait_for(lambda: fleet.counters.checks >= count + 2, timeout=20)

@@ -95,8 +95,7 @@ def test_unacknowledged_uplinks_are_redelivered_after_a_restart(
     config = source_config(mosquitto.port, protocol=protocol)
     source = make_source(config, queue)
     source.start()
-    wait_until(lambda: source.connected)
-    time.sleep(0.2)
+    wait_until(lambda: source.ready)
     pub = publisher(mosquitto.port)
     topic = "application/app/device/0004a30b001c0530/event/up"
     for i in range(3):
@@ -131,9 +130,9 @@ def test_subscriptions_come_back_after_the_server_restarts(mosquitto: Mosquitto)
     mosquitto.stop()
     wait_until(lambda: not source.connected)
     assert source.last_error is not None
+    assert not source.ready
     mosquitto.start()
-    wait_until(lambda: source.connected, timeout=15)
-    time.sleep(0.3)
+    wait_until(lambda: source.ready, timeout=15)
     pub = publisher(mosquitto.port)
     pub.publish("application/a/device/0004a30b001c0530/event/up", b"{}", qos=0)
     assert len(take_all(queue, 1)) == 1
@@ -150,8 +149,7 @@ def test_shared_subscriptions_split_the_uplinks(mosquitto: Mosquitto) -> None:
     assert a.topics[0].startswith("$share/agents/application/")
     a.start()
     b.start()
-    wait_until(lambda: a.connected and b.connected)
-    time.sleep(0.3)
+    wait_until(lambda: a.ready and b.ready)
     pub = publisher(mosquitto.port)
     for i in range(20):
         pub.publish(
@@ -423,8 +421,7 @@ def test_the_buffered_client_hands_over_every_packet_of_a_burst(
         config, queue, info=info, client_id="agent-burst", client_factory=CountingClient
     )
     source.start()
-    wait_until(lambda: source.connected)
-    time.sleep(0.2)
+    wait_until(lambda: source.ready)
     topic = "application/app/device/0004a30b001c0530/event/up"
     # small packets, one across several reads, one larger than a whole read
     payloads = [f'{{"n": {i}, "pad": "{"x" * (i % 300)}"}}'.encode() for i in range(600)]
