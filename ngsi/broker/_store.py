@@ -41,6 +41,7 @@ import orjson
 from ngsi._errors import BadRequestData, NonexistentTenant
 from ngsi.broker._cache import DEFAULT_CACHE_BYTES, CachedEntity, EntityCache
 from ngsi.broker._events import ChangeKind, ChangeListener, EntityChange
+from ngsi.broker._sqlite import chunk_size, insert_rows
 
 __all__ = [
     "EntityRow",
@@ -415,7 +416,7 @@ class WriteTransaction(ReadTransaction):
         """Entity id → the bytes this transaction stored (None: deleted), for the cache."""
         self._shared: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         self._began = False
-        self._deferred: tuple[str, Any, bool] | None = None
+        self._deferred: tuple[str, Sequence[Sequence[Any]], str] | None = None
 
     def _pending_raw(self, entity_id: str) -> Any:
         return self.written.get(entity_id, _NOT_PENDING)
@@ -454,10 +455,11 @@ class WriteTransaction(ReadTransaction):
             self._began = True
         return self._conn
 
-    def _defer(self, sql: str, params: Any, *, many: bool = False) -> None:
-        """Run a write statement: later, when another statement or the commit comes."""
+    def _defer(self, head: str, rows: Sequence[Sequence[Any]], *, tail: str = "") -> None:
+        """Write `rows` (see `insert_rows`): later, when another statement or the commit
+        comes."""
         self._flush()
-        self._deferred = (sql, params, many)
+        self._deferred = (head, rows, tail)
 
     def _flush(self) -> None:
         deferred = self._deferred
@@ -467,21 +469,17 @@ class WriteTransaction(ReadTransaction):
         if not self._began:
             self._conn.execute("BEGIN IMMEDIATE")
             self._began = True
-        sql, params, many = deferred
-        if many:
-            self._conn.executemany(sql, params)
-        else:
-            self._conn.execute(sql, params)
+        head, rows, tail = deferred
+        insert_rows(self._conn, head, rows, tail=tail)
 
     def _commit(self) -> None:
         deferred = self._deferred
         if deferred is not None and not self._began:
-            sql, params, many = deferred
-            if not many or len(params) == 1:
-                # One statement run once: atomic on its own (executemany of several rows
-                # would not be, outside a transaction).
+            head, rows, tail = deferred
+            if len(rows) <= chunk_size(self._conn, len(rows[0])):
+                # One statement: atomic on its own.
                 self._deferred = None
-                self._conn.execute(sql, params[0] if many else params)
+                insert_rows(self._conn, head, rows, tail=tail)
                 return
         self._flush()
         if self._began:
@@ -538,13 +536,15 @@ class WriteTransaction(ReadTransaction):
         else:
             start = conn.execute("SELECT coalesce(max(seq), 0) FROM entities").fetchone()[0]
             start = max(start, self._sequence_high())
-            conn.executemany(
-                "INSERT INTO entities (seq, id, attrs, doc) VALUES (?, ?, ?, ?)",
+            insert_rows(
+                conn,
+                "INSERT INTO entities (seq, id, attrs, doc)",
                 [(start + i + 1, *row) for i, row in enumerate(rows)],
             )
             seqs = [start + i + 1 for i in range(len(rows))]
-        conn.executemany(
-            "INSERT INTO entity_types (type, seq) VALUES (?, ?)",
+        insert_rows(
+            conn,
+            "INSERT INTO entity_types (type, seq)",
             [(t, seq) for doc, seq in zip(docs, seqs, strict=True) for t in set(_types_of(doc))],
         )
         for doc in docs:
@@ -570,11 +570,18 @@ class WriteTransaction(ReadTransaction):
         """
         if not updates:
             return
-        rows = [("", orjson.dumps(after), after["id"]) for _, after, _ in updates]
+        rows = [(after["id"], "", orjson.dumps(after)) for _, after, _ in updates]
         written = self.written
-        for _, raw, entity_id in rows:
+        for entity_id, _, raw in rows:
             written[entity_id] = raw
-        self._defer("UPDATE entities SET attrs = ?, doc = ? WHERE id = ?", rows, many=True)
+        # Every id exists: an upsert is an update, written in one statement per chunk (an
+        # UPDATE takes one per row). The insert attempt uses up a sequence number each:
+        # sequences stay increasing, with gaps.
+        self._defer(
+            "INSERT INTO entities (id, attrs, doc)",
+            rows,
+            tail="ON CONFLICT (id) DO UPDATE SET attrs = excluded.attrs, doc = excluded.doc",
+        )
         retyped = [
             (before, after)
             for before, after, _ in updates
@@ -612,9 +619,9 @@ class WriteTransaction(ReadTransaction):
 
     def kv_put(self, space: str, key: str, value: bytes) -> None:
         self._defer(
-            "INSERT INTO kv (space, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (space, key) DO UPDATE SET value = excluded.value",
-            (space, key, value),
+            "INSERT INTO kv (space, key, value)",
+            [(space, key, value)],
+            tail="ON CONFLICT (space, key) DO UPDATE SET value = excluded.value",
         )
 
     def kv_delete(self, space: str, key: str) -> bool:

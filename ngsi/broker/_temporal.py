@@ -80,6 +80,7 @@ from ngsi.broker._geo import geo_filter_from_params
 from ngsi.broker._http import JSON_LD, negotiate, read_json, request_tenant, response_class
 from ngsi.broker._params import EntityQueryParams, parse_options, split_list
 from ngsi.broker._settings import BrokerSettings
+from ngsi.broker._sqlite import insert_rows
 from ngsi.broker._state import Broker, broker_of
 from ngsi.broker._store import Store
 from ngsi.broker._subscriptions_model import compile_subscription_q
@@ -485,10 +486,7 @@ class History:
                     rows: list[tuple[int, str, str, bytes]] = []
                     for change in items:
                         self._record(history, change, rows)
-                    conn.executemany(
-                        "INSERT INTO change (entity, recorded_at, oldest, doc) VALUES (?, ?, ?, ?)",
-                        rows,
-                    )
+                    insert_rows(conn, "INSERT INTO change (entity, recorded_at, oldest, doc)", rows)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -316,36 +317,51 @@ def test_writes_are_all_or_nothing_and_read_back_inside_the_transaction(tmp_path
         store.close()
 
 
-def test_several_rows_are_written_inside_one_sqlite_transaction(tmp_path: Path) -> None:
+def test_rows_are_written_in_one_statement_or_inside_one_transaction(tmp_path: Path) -> None:
     store = Store(tmp_path / "data", cache_bytes=0)
     store.open()
     try:
-        ids = [f"urn:ngsi-ld:T:{n}" for n in range(3)]
+        ids = [f"urn:ngsi-ld:T:{n}" for n in range(5)]
         with store.write(None) as txn:
             txn.insert_many([{"id": i, "type": "https://example.org/T"} for i in ids])
         statements: list[str] = []
         with store.read(None) as reader:
             connection = reader._conn
         connection.set_trace_callback(statements.append)
-        for names in (ids[:1], ids):
+
+        def update(names: list[str], value: int) -> list[str]:
             statements.clear()
             with store.write(None) as txn:
                 found = txn.get_many(names)
                 txn.update_many(
                     [
-                        (found[i], {**found[i], "https://example.org/b": prop(2)}, ["b"])
+                        (found[i], {**found[i], "https://example.org/b": prop(value)}, ["b"])
                         for i in names
                     ]
                 )
-            updates = [s for s in statements if s.startswith("UPDATE")]
-            assert len(updates) == len(names)
-            if len(names) == 1:
-                assert not any(s.startswith(("BEGIN", "COMMIT")) for s in statements)
-            else:
-                begin = statements.index("BEGIN IMMEDIATE")
-                commit = statements.index("COMMIT")
-                assert all(begin < statements.index(u) < commit for u in updates)
+            return [s for s in statements if s.startswith("INSERT INTO entities")]
+
+        # rows that fit in one statement: that statement alone, atomic without BEGIN/COMMIT
+        (one,) = update(ids, 1)
+        assert one.count("'urn:ngsi-ld:T:") == len(ids)
+        assert not any(s.startswith(("BEGIN", "COMMIT")) for s in statements)
+        # more than one statement takes (at most 7 bound values: two rows each): a transaction
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 7)
+        writes = update(ids, 2)
+        assert len(writes) == 3
+        begin = statements.index("BEGIN IMMEDIATE")
+        commit = statements.index("COMMIT")
+        assert all(begin < statements.index(w) < commit for w in writes)
         connection.set_trace_callback(None)
+        with store.write(None) as txn:
+            txn.insert_many([{"id": "urn:ngsi-ld:T:new", "type": "https://example.org/T"}])
+        with store.read(None) as reader:
+            docs = reader.get_many(ids)
+            rows = reader._conn.execute("SELECT id FROM entities ORDER BY seq").fetchall()
+        # updated in place: every entity once, in its order, with the last value; the new one
+        # after them (an update uses up a sequence number, leaving a gap)
+        assert [row[0] for row in rows] == [*ids, "urn:ngsi-ld:T:new"]
+        assert all(docs[i]["https://example.org/b"]["value"] == 2 for i in ids)
     finally:
         store.close()
 

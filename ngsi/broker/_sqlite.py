@@ -1,0 +1,52 @@
+"""Writing many rows to SQLite in few statements.
+
+`executemany` steps its statement once per row, and Python's sqlite3 lets go of the interpreter
+lock around every step. In a busy broker another thread takes the lock each time, and taking it
+back costs a thread switch: a 1000-row executemany then takes some 30 µs per row instead of 5,
+most of it spent waiting while the tenant's write lock is held. `insert_rows` writes the rows
+with one multi-row `INSERT ... VALUES (...), (...)` per chunk instead: one step per chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["chunk_size", "insert_rows"]
+
+_MAX_ROWS = 1000
+"""Rows per statement at most: larger statements save nothing more."""
+
+
+def chunk_size(conn: sqlite3.Connection, width: int) -> int:
+    """How many rows of `width` values one statement on `conn` can take."""
+    return max(1, min(_MAX_ROWS, _variable_limit(conn) // max(width, 1)))
+
+
+def insert_rows(
+    conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], *, tail: str = ""
+) -> None:
+    """Run `{head} VALUES (?, ...), (?, ...) {tail}` for `rows` (all of one width), in as few
+    statements as SQLite's limit on bound values allows. Not atomic by itself when it takes
+    more than one statement (see `chunk_size`): run it inside a transaction then."""
+    if not rows:
+        return
+    width = len(rows[0])
+    size = chunk_size(conn, width)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        conn.execute(
+            _statement(head, width, len(chunk), tail), [value for row in chunk for value in row]
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(head: str, width: int, count: int, tail: str) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([row] * count)} {tail}".rstrip()
+
+
+def _variable_limit(conn: sqlite3.Connection) -> int:
+    return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
