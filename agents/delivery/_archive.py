@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.delivery._db import Database, Synchronous, from_us, now_us, to_us
+from ngsi._sqlite import insert_rows
 
 __all__ = ["BLOCK_BYTES", "ArchivedUplink", "RawUplink", "UplinkArchive"]
 
@@ -147,7 +148,7 @@ _BLOCK_INDEX = (
 
 _INSERT = (
     "INSERT INTO uplink_archive (received_us, source, topic, dev_eui, f_cnt, size, codec, data, "
-    "block, block_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "block, block_offset)"
 )
 _INSERT_BLOCK = "INSERT INTO uplink_blocks (codec, data) VALUES (?, ?)"
 
@@ -249,7 +250,7 @@ class UplinkArchive:
         with self.db.write() as conn:
             for packed, block_rows in blocks:
                 block = conn.execute(_INSERT_BLOCK, (_ZDICT_1, packed)).lastrowid
-                conn.executemany(_INSERT, [(*row[:8], block, row[8]) for row in block_rows])
+                insert_rows(conn, _INSERT, [(*row[:8], block, row[8]) for row in block_rows])
                 last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
                 ids.extend(range(last - len(block_rows) + 1, last + 1))
         return ids

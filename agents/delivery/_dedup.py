@@ -54,6 +54,7 @@ from typing import Literal
 
 from agents.delivery._db import Database, from_us, now_us, to_us
 from agents.delivery._metrics import DeliveryCounters
+from ngsi._sqlite import insert_rows
 
 __all__ = ["DeviceFrames", "FrameCounters", "FrameKind", "FrameVerdict"]
 
@@ -136,8 +137,7 @@ CREATE TABLE IF NOT EXISTS frame_counters (
 
 _UPSERT = (
     "INSERT OR REPLACE INTO frame_counters (dev_eui, start_fcnt, last_fcnt, window, last_us, "
-    "session, gaps, reordered, resets, join_pending, updated_us) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "session, gaps, reordered, resets, join_pending, updated_us)"
 )
 
 
@@ -325,8 +325,10 @@ class FrameCounters:
                 latest[verdict.dev_eui] = verdict._after
         if latest:
             stamp = now_us()
-            conn.executemany(
-                _UPSERT, [self._row(dev_eui, state, stamp) for dev_eui, state in latest.items()]
+            insert_rows(
+                conn,
+                _UPSERT,
+                [self._row(dev_eui, state, stamp) for dev_eui, state in latest.items()],
             )
 
     def _row(self, dev_eui: str, state: _State, stamp: int) -> tuple[object, ...]:
@@ -359,7 +361,7 @@ class FrameCounters:
             state = replace(state, join_pending=True)
             self._states[dev_eui] = state
         with self.db.write() as conn:
-            conn.execute(_UPSERT, self._row(dev_eui, state, now_us()))
+            insert_rows(conn, _UPSERT, [self._row(dev_eui, state, now_us())])
 
     def forget(self, dev_eui: str) -> None:
         """Drop a device's state (a deleted device); its next uplink is `first`."""

@@ -53,6 +53,7 @@ from agents.delivery._deadletters import (
 )
 from agents.delivery._dedup import FrameCounters, FrameVerdict
 from agents.delivery._metrics import DeliveryCounters
+from ngsi._sqlite import insert_rows
 
 __all__ = [
     "Outbox",
@@ -161,7 +162,7 @@ _SCHEMA = (
 
 _INSERT = (
     "INSERT INTO outbox (tenant, context, entity_id, entity_type, body, dev_eui, f_cnt, "
-    "observed_us, enqueued_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "observed_us, enqueued_us)"
 )
 _SELECT = (
     "SELECT id, entity_id, entity_type, tenant, context, body, dev_eui, f_cnt, observed_us, "
@@ -262,7 +263,7 @@ class Outbox:
                 stamp = now_us()
                 last = 0
                 if rows:
-                    conn.executemany(_INSERT, [(*row, stamp) for row in rows])
+                    insert_rows(conn, _INSERT, [(*row, stamp) for row in rows])
                     # AUTOINCREMENT ids of one write transaction are consecutive.
                     last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
                 if frames:
@@ -345,11 +346,12 @@ class Outbox:
                     )
                 moved = self._watermark_moves(accepted)
                 if moved:
-                    conn.executemany(
-                        "INSERT INTO sent_watermarks (tenant, entity_id, observed_us) "
-                        "VALUES (?, ?, ?) ON CONFLICT (tenant, entity_id) DO UPDATE SET "
-                        "observed_us = max(observed_us, excluded.observed_us)",
+                    insert_rows(
+                        conn,
+                        "INSERT INTO sent_watermarks (tenant, entity_id, observed_us)",
                         [(tenant, entity_id, us) for (tenant, entity_id), us in moved.items()],
+                        tail="ON CONFLICT (tenant, entity_id) DO UPDATE SET "
+                        "observed_us = max(observed_us, excluded.observed_us)",
                     )
         except BaseException:
             # Nothing changed: the items stay, free to be leased again.

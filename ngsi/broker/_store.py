@@ -39,9 +39,9 @@ from typing import Any
 import orjson
 
 from ngsi._errors import BadRequestData, NonexistentTenant
+from ngsi._sqlite import chunk_size, insert_rows
 from ngsi.broker._cache import DEFAULT_CACHE_BYTES, CachedEntity, EntityCache
 from ngsi.broker._events import ChangeKind, ChangeListener, EntityChange
-from ngsi.broker._sqlite import chunk_size, insert_rows
 
 __all__ = [
     "EntityRow",

@@ -66,6 +66,7 @@ from ngsi._context_http import context_from_request, format_link_header
 from ngsi._core_context import CORE_CONTEXT_URL
 from ngsi._errors import BadRequestData, ResourceNotFound
 from ngsi._ids import uri_problem
+from ngsi._sqlite import insert_rows
 from ngsi._time import parse_datetime
 from ngsi.broker._endpoints import API_PREFIX, path_param
 from ngsi.broker._entities import (
@@ -80,7 +81,6 @@ from ngsi.broker._geo import geo_filter_from_params
 from ngsi.broker._http import JSON_LD, negotiate, read_json, request_tenant, response_class
 from ngsi.broker._params import EntityQueryParams, parse_options, split_list
 from ngsi.broker._settings import BrokerSettings
-from ngsi.broker._sqlite import insert_rows
 from ngsi.broker._state import Broker, broker_of
 from ngsi.broker._store import Store
 from ngsi.broker._subscriptions_model import compile_subscription_q

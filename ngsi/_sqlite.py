@@ -1,10 +1,10 @@
-"""Writing many rows to SQLite in few statements.
+"""Writing many rows to SQLite in few statements (the embedded broker's and the agent's stores).
 
 `executemany` steps its statement once per row, and Python's sqlite3 lets go of the interpreter
-lock around every step. In a busy broker another thread takes the lock each time, and taking it
-back costs a thread switch: a 1000-row executemany then takes some 30 µs per row instead of 5,
-most of it spent waiting while the tenant's write lock is held. `insert_rows` writes the rows
-with one multi-row `INSERT ... VALUES (...), (...)` per chunk instead: one step per chunk.
+lock around every step. When other threads are busy, one of them takes the lock each time, and
+taking it back costs a thread switch: a 1000-row executemany then takes some 30 µs per row
+instead of 5, most of it waiting, with the writer's own locks held. `insert_rows` writes the
+rows with one multi-row `INSERT ... VALUES (...), (...)` per chunk instead: one step per chunk.
 """
 
 from __future__ import annotations
