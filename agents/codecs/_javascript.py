@@ -33,6 +33,7 @@ refused with the differences.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -110,6 +111,7 @@ class JavaScriptSandbox:
         self.memory_limit = memory_limit
         self.stack_limit = stack_limit
         self._local = threading.local()
+        self._throws_null = any(_THROW_NULL.search(text) for text in (source, runner, BUFFER_SHIM))
 
     def context(self) -> Any:
         """This thread's `quickjs.Context` (made on first use; see the class docstring)."""
@@ -134,12 +136,15 @@ class JavaScriptSandbox:
         discarded (the engine may leave it half-broken, and reusing it can crash the process).
 
         Out of memory, the engine may not even manage to make its error and throws `null`
-        instead: a `null` thrown while the context's memory is nearly all used counts as
-        `memory`."""
+        instead (and the memory is often freed again by the time we look): a `null` counts as
+        `memory` when the source never says `throw null`, or when the context's memory is
+        nearly all used."""
         reason = _reason(error)
         if reason == "js-error" and str(error).strip() == "null":
+            if not self._throws_null:
+                reason = "memory"
             runtime: _Runtime | None = getattr(self._local, "runtime", None)
-            if runtime is not None:
+            if runtime is not None and reason == "js-error":
                 used = runtime.context.memory()
                 if used.get("malloc_size", 0) >= 0.9 * used.get("malloc_limit", float("inf")):
                     reason = "memory"
@@ -291,9 +296,10 @@ class JavaScriptCodec:
                 "timeout": f" (limit {self.time_limit * 1000:g} ms)",
                 "memory": f" (limit {self.memory_limit // 1024} KiB)",
             }.get(reason, "")
-            raise CodecError(
-                reason, f"{self.filename}: {_first_lines(error, self.filename)}{limit}"
-            ) from None
+            text = _first_lines(error, self.filename)
+            if reason == "memory" and text == "null":
+                text = "out of memory (the engine threw null: no room left for its error)"
+            raise CodecError(reason, f"{self.filename}: {text}{limit}") from None
         result: Any = orjson.loads(text)
         return result  # type: ignore[no-any-return]
 
@@ -362,6 +368,9 @@ class JavaScriptCodec:
                 example.normalized_output, result.get("normalized"), "normalizedOutput."
             )
         return differences
+
+
+_THROW_NULL = re.compile(r"\bthrow\s+null\b")
 
 
 def _reason(

@@ -400,3 +400,19 @@ def test_a_limit_hit_discards_the_context_and_a_thrown_null_is_not_memory() -> N
         sandbox.runner()("spin")
     assert sandbox.failed(spun.value) == "timeout"
     assert sandbox.runner()("count") == 1  # a fresh context after a limit was hit
+
+
+def test_a_null_from_a_source_that_never_throws_null_is_memory() -> None:
+    # Out of memory while making its error, the engine throws null, and what ran out is often
+    # freed by the time anyone looks: only a source that says `throw null` throws it itself.
+    sandbox = JavaScriptSandbox(
+        "var calls = 0; function f() { calls += 1; var nothing = null; throw nothing; }",
+        runner="",
+        function="f",
+    )
+    with pytest.raises(quickjs.JSException) as thrown:
+        sandbox.runner()()
+    assert sandbox.failed(thrown.value) == "memory"
+    with pytest.raises(quickjs.JSException):
+        sandbox.runner()()
+    assert sandbox.context().eval("calls") == 1  # discarded: a fresh context counts anew
