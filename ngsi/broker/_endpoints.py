@@ -236,7 +236,8 @@ def _expand(body: Mapping[str, Any], context: Context, *, where: str) -> dict[st
     """`expand_entity(normalized body)` after checking the attribute names: a body whose
     attributes are plain (normalized, without sub-attributes or vocabulary-typed members) is
     expanded by renaming its members only, in one pass, its attribute objects shared with the
-    body (the entity operations copy what they keep)."""
+    body (the batch operations stamp them in place, `owned`: the body is the request's own;
+    the others copy what they keep)."""
     expand = context.expand_term
     good, plain = _GOOD_NAMES, _PLAIN_MEMBERS
     out: dict[str, Any] = {}

@@ -230,11 +230,12 @@ _SIMPLE_MEMBERS = {
 }
 
 
-def _prepare_simple(instance: Any, stamp: str) -> dict[str, Any] | None:
+def _prepare_simple(instance: Any, stamp: str, *, owned: bool = False) -> dict[str, Any] | None:
     """`_prepare` of the common instance (a Property, a Relationship to one URI or a Point
     GeoProperty, without datasetId or system members, not NGSI-LD Null, its sub-attributes
     common instances too), or None when the instance needs the full check (which also words
-    the error)."""
+    the error). `owned`: the caller gives the instance up, so it is stamped in place when it
+    has no sub-attributes (else copied, as always)."""
     if instance.__class__ is not dict:
         return None
     kind = instance.get("type")
@@ -270,9 +271,11 @@ def _prepare_simple(instance: Any, stamp: str) -> dict[str, Any] | None:
         and not _is_datetime(observed)
     ):
         return None
-    out = instance.copy()
     if subs:
+        out = instance.copy()
         out.update(subs)
+    else:
+        out = instance if owned else instance.copy()
     out["createdAt"] = stamp
     out["modifiedAt"] = stamp
     return out
@@ -331,19 +334,21 @@ def _is_datetime(value: Any) -> bool:
 
 
 def prepare_fragment(
-    fragment: Mapping[str, Any], *, stamp: str, where: str
+    fragment: Mapping[str, Any], *, stamp: str, where: str, owned: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
     """Check every attribute of an expanded fragment; its stamped instances per attribute name.
 
     A fragment is an entity body or an attribute map, expanded; entity members (`id`, `type`,
     system attributes) are skipped. Several instances of one attribute need distinct datasetIds.
+    `owned`: the caller gives the fragment up (a request's own parsed body, used for nothing
+    else), so common instances are stamped in place instead of copied.
     """
     result: dict[str, list[dict[str, Any]]] = {}
     for name, value in fragment.items():
         if name in ENTITY_MEMBERS or name[:1] == "@":
             continue
         if value.__class__ is not list:
-            simple = _prepare_simple(value, stamp)
+            simple = _prepare_simple(value, stamp, owned=owned)
             result[name] = [simple or _prepare(name, value, stamp, where=where)]
             continue
         if not value:
@@ -377,8 +382,9 @@ def _types_value(types: Any, *, where: str) -> str | list[str]:
 # --- operations -------------------------------------------------------------------------------
 
 
-def new_entity(body: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
-    """A validated, stamped document for a new entity from an expanded entity body."""
+def new_entity(body: Mapping[str, Any], *, now: datetime, owned: bool = False) -> dict[str, Any]:
+    """A validated, stamped document for a new entity from an expanded entity body (`owned`:
+    the caller gives the body up, see `prepare_fragment`)."""
     entity_id = body.get("id")
     where = f"entity {entity_id!r}"
     if "type" not in body:
@@ -387,7 +393,7 @@ def new_entity(body: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
     doc: dict[str, Any] = {"id": entity_id, "type": _types_value(body["type"], where=where)}
     if "scope" in body:
         doc["scope"] = body["scope"]
-    for name, items in prepare_fragment(body, stamp=stamp, where=where).items():
+    for name, items in prepare_fragment(body, stamp=stamp, where=where, owned=owned).items():
         kept = [item for item in items if _DELETE not in item]
         if kept:
             doc[name] = kept[0] if len(kept) == 1 else kept
@@ -468,10 +474,12 @@ def append_attributes(
     now: datetime,
     overwrite: bool = True,
     where: str,
+    owned: bool = False,
 ) -> tuple[dict[str, Any], AttributeOutcome]:
-    """Append (POST .../attrs): add new attributes, overwrite existing ones unless told not to."""
+    """Append (POST .../attrs): add new attributes, overwrite existing ones unless told not to
+    (`owned`: see `prepare_fragment`)."""
     stamp = format_time(now)
-    checked = prepare_fragment(fragment, stamp=stamp, where=where)
+    checked = prepare_fragment(fragment, stamp=stamp, where=where, owned=owned)
     doc = dict(current)
     outcome = AttributeOutcome()
     for name, items in checked.items():
@@ -537,15 +545,23 @@ def _rescope(doc: dict[str, Any], value: Any, *, replace: bool, where: str) -> N
 
 
 def merge_entity(
-    current: Mapping[str, Any], body: Mapping[str, Any], *, now: datetime, overwrite: bool = True
+    current: Mapping[str, Any],
+    body: Mapping[str, Any],
+    *,
+    now: datetime,
+    overwrite: bool = True,
+    owned: bool = False,
 ) -> tuple[dict[str, Any], set[str]]:
     """Merge an entity body into the stored entity (upsert/update with options=update).
 
     Each attribute in the body replaces the stored instance with the same datasetId (all
-    others stay); `overwrite=False` keeps existing attributes (options=noOverwrite).
+    others stay); `overwrite=False` keeps existing attributes (options=noOverwrite); `owned`:
+    see `prepare_fragment`.
     """
     where = f"entity {current.get('id')!r}"
-    doc, outcome = append_attributes(current, body, now=now, overwrite=overwrite, where=where)
+    doc, outcome = append_attributes(
+        current, body, now=now, overwrite=overwrite, where=where, owned=owned
+    )
     return doc, set(outcome.updated)
 
 

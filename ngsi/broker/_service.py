@@ -237,6 +237,8 @@ class EntityService:
             self._apply(txn, bodies, outcome, create=False, mode="update", overwrite=overwrite)
         return outcome
 
+    # The batch operations own their bodies (each request's freshly parsed entities): their
+    # attribute instances are stamped and stored in place, not copied.
     def _apply(
         self,
         txn: WriteTransaction,
@@ -262,7 +264,7 @@ class EntityService:
                         validate_fragment(body, where=f"entity {entity_id!r}")
                         raise ResourceNotFound(f"entity {entity_id!r} not found")
 
-                    current[entity_id] = new_entity(body, now=txn.now)
+                    current[entity_id] = new_entity(body, now=txn.now, owned=True)
                     created[entity_id] = None
                 elif mode == "replace":
                     current[entity_id], names = replace_entity(doc, body, now=txn.now)
@@ -274,7 +276,7 @@ class EntityService:
                     changed.setdefault(entity_id, set()).update(names)
                 else:
                     current[entity_id], names = merge_entity(
-                        doc, body, now=txn.now, overwrite=overwrite
+                        doc, body, now=txn.now, overwrite=overwrite, owned=True
                     )
                     changed.setdefault(entity_id, set()).update(names)
                     if not overwrite:

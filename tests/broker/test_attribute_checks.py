@@ -3,6 +3,7 @@ and stamps them the same way."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -67,6 +68,11 @@ def instances(draw: st.DrawFn, *, depth: int = 1) -> dict[str, Any]:
     return instance
 
 
+WITHOUT_SUB_ATTRIBUTES = frozenset(
+    {"type", "value", "object", "unitCode", "observedAt", "createdAt", "modifiedAt"}
+)
+
+
 def full_check(instance: Any) -> dict[str, Any] | str:
     try:
         return _prepare("temperature", instance, STAMP, where="entity 'x'")
@@ -82,6 +88,14 @@ def test_the_shortcut_agrees_with_the_full_check(instance: dict[str, Any]) -> No
     assert instance == before  # the caller's instance is left as it was
     if simple is not None:
         assert simple == full_check(instance)
+    # given up by its owner: stamped in place when it has no sub-attributes, the same result
+    given = copy.deepcopy(before)
+    owned = _prepare_simple(given, STAMP, owned=True)
+    assert owned == simple
+    if owned is None:
+        assert given == before  # refused: left as it was for the full check
+    elif owned.keys() <= WITHOUT_SUB_ATTRIBUTES:
+        assert owned is given
 
 
 @pytest.mark.parametrize(

@@ -161,3 +161,24 @@ def test_a_reserved_or_bad_attribute_name_is_refused_in_a_batch_as_alone(
         assert set(errors) == {b, c}
         assert "'@type'" in errors[b]["detail"]
         assert "'bad name'" in errors[c]["detail"]
+
+
+def test_an_entity_twice_in_one_merging_batch(http: httpx.Client) -> None:
+    (a,) = ids(1)
+    http.post("/entityOperations/upsert", json=[entity(a, temperature=prop(1))])
+    created = http.get(f"/entities/{a}", params={"options": "sysAttrs"}).json()
+    response = http.post(
+        "/entityOperations/upsert",
+        params={"options": "update"},
+        json=[
+            entity(a, temperature=prop(2), humidity=prop(40)),
+            entity(a, temperature=prop(3)),
+        ],
+    )
+    assert response.status_code == 204
+    found = http.get(f"/entities/{a}", params={"options": "sysAttrs"}).json()
+    assert (found["temperature"]["value"], found["humidity"]["value"]) == (3, 40)
+    # each instance keeps when its attribute was created
+    assert found["temperature"]["createdAt"] == created["temperature"]["createdAt"]
+    assert found["humidity"]["createdAt"] == found["humidity"]["modifiedAt"]
+    assert found["createdAt"] == created["createdAt"]
