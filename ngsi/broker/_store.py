@@ -25,11 +25,12 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -416,7 +417,8 @@ class WriteTransaction(ReadTransaction):
         """Entity id → the bytes this transaction stored (None: deleted), for the cache."""
         self._shared: dict[str, tuple[dict[str, Any], bytes | None]] = {}
         self._began = False
-        self._deferred: tuple[str, Sequence[Sequence[Any]], str] | None = None
+        self._deferred: tuple[Callable[[], object], bool] | None = None
+        """The last write statement(s), not run yet, and whether they are one statement."""
 
     def _pending_raw(self, entity_id: str) -> Any:
         return self.written.get(entity_id, _NOT_PENDING)
@@ -455,11 +457,21 @@ class WriteTransaction(ReadTransaction):
             self._began = True
         return self._conn
 
-    def _defer(self, head: str, rows: Sequence[Sequence[Any]], *, tail: str = "") -> None:
+    def _defer(self, sql: str, params: Sequence[Any]) -> None:
+        """Run one write statement: later, when another statement or the commit comes."""
+        self._flush()
+        conn = self._conn
+        self._deferred = (functools.partial(conn.execute, sql, params), True)
+
+    def _defer_rows(self, head: str, rows: Sequence[Sequence[Any]], *, tail: str = "") -> None:
         """Write `rows` (see `insert_rows`): later, when another statement or the commit
         comes."""
         self._flush()
-        self._deferred = (head, rows, tail)
+        conn = self._conn
+        self._deferred = (
+            functools.partial(insert_rows, conn, head, rows, tail=tail),
+            len(rows) <= chunk_size(conn, len(rows[0])),
+        )
 
     def _flush(self) -> None:
         deferred = self._deferred
@@ -469,18 +481,15 @@ class WriteTransaction(ReadTransaction):
         if not self._began:
             self._conn.execute("BEGIN IMMEDIATE")
             self._began = True
-        head, rows, tail = deferred
-        insert_rows(self._conn, head, rows, tail=tail)
+        deferred[0]()
 
     def _commit(self) -> None:
         deferred = self._deferred
-        if deferred is not None and not self._began:
-            head, rows, tail = deferred
-            if len(rows) <= chunk_size(self._conn, len(rows[0])):
-                # One statement: atomic on its own.
-                self._deferred = None
-                insert_rows(self._conn, head, rows, tail=tail)
-                return
+        if deferred is not None and not self._began and deferred[1]:
+            # One statement: atomic on its own.
+            self._deferred = None
+            deferred[0]()
+            return
         self._flush()
         if self._began:
             self._conn.execute("COMMIT")
@@ -574,14 +583,20 @@ class WriteTransaction(ReadTransaction):
         written = self.written
         for entity_id, _, raw in rows:
             written[entity_id] = raw
-        # Every id exists: an upsert is an update, written in one statement per chunk (an
-        # UPDATE takes one per row). The insert attempt uses up a sequence number each:
-        # sequences stay increasing, with gaps.
-        self._defer(
-            "INSERT INTO entities (id, attrs, doc)",
-            rows,
-            tail="ON CONFLICT (id) DO UPDATE SET attrs = excluded.attrs, doc = excluded.doc",
-        )
+        if len(rows) == 1:
+            entity_id, attrs, raw = rows[0]
+            self._defer(
+                "UPDATE entities SET attrs = ?, doc = ? WHERE id = ?", (attrs, raw, entity_id)
+            )
+        else:
+            # Every id exists: an upsert is an update, written in one statement per chunk (an
+            # UPDATE takes one per row). The insert attempt uses up a sequence number each:
+            # sequences stay increasing, with gaps.
+            self._defer_rows(
+                "INSERT INTO entities (id, attrs, doc)",
+                rows,
+                tail="ON CONFLICT (id) DO UPDATE SET attrs = excluded.attrs, doc = excluded.doc",
+            )
         retyped = [
             (before, after)
             for before, after, _ in updates
@@ -619,9 +634,9 @@ class WriteTransaction(ReadTransaction):
 
     def kv_put(self, space: str, key: str, value: bytes) -> None:
         self._defer(
-            "INSERT INTO kv (space, key, value)",
-            [(space, key, value)],
-            tail="ON CONFLICT (space, key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO kv (space, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (space, key) DO UPDATE SET value = excluded.value",
+            (space, key, value),
         )
 
     def kv_delete(self, space: str, key: str) -> bool:

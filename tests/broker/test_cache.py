@@ -341,6 +341,10 @@ def test_rows_are_written_in_one_statement_or_inside_one_transaction(tmp_path: P
                 )
             return [s for s in statements if s.startswith("INSERT INTO entities")]
 
+        # one entity: a plain UPDATE, alone
+        assert update(ids[:1], 1) == []
+        assert [x for x in statements if x.startswith("UPDATE entities")]
+        assert not any(x.startswith(("BEGIN", "COMMIT")) for x in statements)
         # rows that fit in one statement: that statement alone, atomic without BEGIN/COMMIT
         (one,) = update(ids, 1)
         assert one.count("'urn:ngsi-ld:T:") == len(ids)
