@@ -36,9 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -67,6 +67,9 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+T = TypeVar("T")
+
+
 class BrokerCpu:
     """CPU seconds the broker process spends between `start()` and `stop()`."""
 
@@ -79,6 +82,15 @@ class BrokerCpu:
 
     def stop(self) -> float:
         return cpu_seconds(self.pid) - self._start
+
+    async def measure(self, work: Awaitable[T]) -> tuple[T, float]:
+        """`work`'s result and the broker CPU seconds it took, from a settled broker to a
+        settled broker (what the broker finishes after answering counts too)."""
+        await self.settle()
+        self.start()
+        result = await work
+        await self.settle()
+        return result, self.stop()
 
     async def settle(self, *, quiet: float = 0.3, timeout: float = 30.0) -> None:
         """Wait until the broker used (almost) no CPU for `quiet` seconds."""
@@ -365,11 +377,9 @@ async def run(args: argparse.Namespace) -> None:
         # Run 0 creates the entities, the later runs update them (an agent's steady state).
         walls, cpus = [], []
         for _ in range(args.runs + 1):
-            await cpu.settle()
-            cpu.start()
-            walls.append(await upsert(port, batches, args.concurrency_batches))
-            await cpu.settle()
-            cpus.append(cpu.stop())
+            wall, used = await cpu.measure(upsert(port, batches, args.concurrency_batches))
+            walls.append(wall)
+            cpus.append(used)
         print(
             report(
                 "batch upsert, creating (1000/batch, 8 attrs, options=update)",
@@ -399,18 +409,16 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 for start in range(0, devices, per_request)
             ]
-            await cpu.settle()
-            cpu.start()
-            walls.append(
-                await upsert(
+            wall, used = await cpu.measure(
+                upsert(
                     port,
                     agent_batches,
                     args.concurrency_batches,
                     {"Content-Type": "application/ld+json"},
                 )
             )
-            await cpu.settle()
-            cpus.append(cpu.stop())
+            walls.append(wall)
+            cpus.append(used)
         print(
             report(
                 "batch upsert, agent-shaped (250 WeatherObserved + Device pairs/request)",
@@ -440,12 +448,9 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 for i in range(args.requests)
             ]
-            await cpu.settle()
-            cpu.start()
-            seconds, _ = await many(port, requests, args.concurrency, 204)
-            await cpu.settle()
-            cpus.append(cpu.stop())
+            (seconds, _), used = await cpu.measure(many(port, requests, args.concurrency, 204))
             walls.append(seconds)
+            cpus.append(used)
         print(report("PATCH /attrs", "requests", [args.requests] * args.runs, walls, cpus))
 
         walls, cpus = [], []
@@ -460,11 +465,11 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 for i in range(args.requests)
             ]
-            await cpu.settle()
-            cpu.start()
-            seconds, latencies = await many(port, requests, args.concurrency, 200)
-            cpus.append(cpu.stop())
+            (seconds, latencies), used = await cpu.measure(
+                many(port, requests, args.concurrency, 200)
+            )
             walls.append(seconds)
+            cpus.append(used)
             all_latencies.extend(latencies)
         print(
             report("GET by id", "requests", [args.requests] * args.runs, walls, cpus)
