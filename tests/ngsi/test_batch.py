@@ -65,18 +65,28 @@ async def test_upsert_replace_mode_sends_no_option_and_a_bad_mode_is_refused(fac
         await client.batch_upsert(entities(2), mode="merge")
 
 
+def byte_limited(face: Any, limit: int) -> tuple[FakeBroker, Any]:
+    """A broker answering 204 and a client whose profile sends at most `limit` bytes a request."""
+    profile = dataclasses.replace(get_profile("orion-ld"), max_batch_bytes=limit)
+    broker = FakeBroker(lambda r: httpx.Response(204))
+    return broker, face(broker, profile=profile)
+
+
+def larger_than(limit: int, entity_type: str) -> dict[str, Any]:
+    """An entity that does not fit in a request of `limit` bytes on its own."""
+    return {
+        "id": f"urn:ngsi-ld:{entity_type}:huge",
+        "type": entity_type,
+        "blob": {"type": "Property", "value": "x" * limit},
+    }
+
+
 @pytest.mark.anyio
 async def test_chunks_respect_the_byte_limit_and_a_huge_entity_fails_alone(face: Any) -> None:
     limit = 4096
-    profile = dataclasses.replace(get_profile("orion-ld"), max_batch_bytes=limit)
-    broker = FakeBroker(lambda r: httpx.Response(204))
-    client = face(broker, profile=profile)
+    broker, client = byte_limited(face, limit)
     batch = entities(40, pad=300)
-    huge = {
-        "id": "urn:ngsi-ld:AirQualityObserved:huge",
-        "type": "AirQualityObserved",
-        "blob": {"type": "Property", "value": "x" * limit},
-    }
+    huge = larger_than(limit, "AirQualityObserved")
     batch.insert(7, huge)
 
     result = await client.batch_upsert(batch)
@@ -183,15 +193,9 @@ async def test_raw_entities_go_into_the_request_as_they_are(face: Any) -> None:
 @pytest.mark.anyio
 async def test_raw_entities_are_chunked_and_refused_like_the_others(face: Any) -> None:
     limit = 4096
-    profile = dataclasses.replace(get_profile("orion-ld"), max_batch_bytes=limit)
-    broker = FakeBroker(lambda r: httpx.Response(204))
-    client = face(broker, profile=profile)
+    broker, client = byte_limited(face, limit)
     batch = entities(30, pad=300)
-    huge = {
-        "id": "urn:ngsi-ld:T:huge",
-        "type": "T",
-        "blob": {"type": "Property", "value": "x" * limit},
-    }
+    huge = larger_than(limit, "T")
     mixed: list[Any] = [raw(entity) for entity in batch]
     mixed[3:3] = [
         raw(huge),
