@@ -25,6 +25,7 @@ __all__ = [
     "JSONLD_CONTEXT_REL",
     "JSONLD_MEDIA_TYPE",
     "acontext_from_request",
+    "cached_context_from_request",
     "context_from_request",
     "format_link_header",
     "parse_link_header",
@@ -154,6 +155,17 @@ def context_from_request(
     `acontext_from_request`.
     """
     return store.resolve(_context_spec(link_header, body_context, content_type))
+
+
+def cached_context_from_request(
+    link_header: str | None,
+    body_context: Any | None,
+    content_type: str | None,
+    store: ContextStore,
+) -> Context | None:
+    """`context_from_request` when the context is in memory already (`store.cached`), else
+    None: safe on an event loop."""
+    return store.cached(_context_spec(link_header, body_context, content_type))
 
 
 async def acontext_from_request(

@@ -173,16 +173,21 @@ class ContextStore:
                 self._contexts.popitem(last=False)
         return built
 
-    async def aresolve(self, entries: ContextSpec) -> Context:
-        """`resolve` for async code: answers from memory, else resolves in a worker thread."""
+    def cached(self, entries: ContextSpec) -> Context | None:
+        """The `Context` for an `@context` value if it is resolved already (memory only: no
+        file, no network), else None; then call `resolve`."""
         normalized = _normalize_entries(entries)
         if not normalized:
             return Context.core()
         with self._lock:
-            found = self._contexts.get(_entries_key(normalized))
+            return self._contexts.get(_entries_key(normalized))
+
+    async def aresolve(self, entries: ContextSpec) -> Context:
+        """`resolve` for async code: answers from memory, else resolves in a worker thread."""
+        found = self.cached(entries)
         if found is not None:
             return found
-        return await asyncio.to_thread(self.resolve, normalized)
+        return await asyncio.to_thread(self.resolve, entries)
 
     # Documents
 

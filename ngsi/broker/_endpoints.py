@@ -21,7 +21,12 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from ngsi._context import ATTRIBUTE_MEMBERS, ATTRIBUTE_TYPES, Context, expand_entity
-from ngsi._context_http import context_from_request, format_link_header, parse_link_header
+from ngsi._context_http import (
+    cached_context_from_request,
+    context_from_request,
+    format_link_header,
+    parse_link_header,
+)
 from ngsi._context_store import ContextStore
 from ngsi._core_context import CORE_CONTEXT_URL
 from ngsi._errors import BadRequestData, InvalidRequest, NgsiApiError, ResourceNotFound
@@ -340,6 +345,27 @@ class _Contexts:
             return self._contexts.resolve(_link_url(self._link))
         return context_from_request(self._link, body_context, self._media, self._contexts)
 
+    def cached(self, body_context: Any) -> Context | None:
+        """The context for `body_context` if it is in memory already, else None."""
+        if body_context is None and self._media != JSON_LD:
+            return self._contexts.cached(_link_url(self._link))
+        return cached_context_from_request(self._link, body_context, self._media, self._contexts)
+
+
+_INLINE_BODY = 16 * 1024
+"""Bodies up to this many bytes may be written on the event loop (`Broker.write_entity`)."""
+
+
+def _inline(raw: bytes, body: Any, link: str | None, media: str, contexts: ContextStore) -> bool:
+    """Whether a write of one entity with this body may run on the event loop: the body is
+    small and its context is in memory (a malformed one is left to the worker to report)."""
+    if len(raw) > _INLINE_BODY or not isinstance(body, dict):
+        return False
+    try:
+        return _Contexts(link, media, contexts).cached(body.get("@context")) is not None
+    except NgsiApiError:
+        return False
+
 
 def _expand_entity_body(
     body: Any,
@@ -575,7 +601,8 @@ async def append_attributes(request: Request) -> Response:
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
     _, _, options = parse_options(request.query_params)
-    body, media = await read_json(request)
+    raw, media = await read_body(request)
+    body = parse_json(raw)
     link = header(request, "link")
 
     def work() -> tuple[AttributeOutcome, Context]:
@@ -587,7 +614,9 @@ async def append_attributes(request: Request) -> Response:
         )
         return outcome, context
 
-    outcome, context = await broker.run(work)
+    outcome, context = await broker.write_entity(
+        tenant, entity_id, work, inline=_inline(raw, body, link, media, broker.contexts)
+    )
     return _attribute_outcome_response(outcome, context, tenant)
 
 
@@ -595,7 +624,8 @@ async def update_attributes(request: Request) -> Response:
     broker = broker_of(request)
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
-    body, media = await read_json(request, allow_merge_patch=True)
+    raw, media = await read_body(request, allow_merge_patch=True)
+    body = parse_json(raw)
     link = header(request, "link")
 
     def work() -> tuple[AttributeOutcome, Context]:
@@ -607,7 +637,9 @@ async def update_attributes(request: Request) -> Response:
 
         return broker.entities.update_attributes(tenant, entity_id, fragment), context
 
-    outcome, context = await broker.run(work)
+    outcome, context = await broker.write_entity(
+        tenant, entity_id, work, inline=_inline(raw, body, link, media, broker.contexts)
+    )
     return _attribute_outcome_response(outcome, context, tenant)
 
 
@@ -616,7 +648,8 @@ async def partial_update_attribute(request: Request) -> Response:
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
     name = _attr_param(request)
-    body, media = await read_json(request, allow_merge_patch=True)
+    raw, media = await read_body(request, allow_merge_patch=True)
+    body = parse_json(raw)
     link = header(request, "link")
 
     def work() -> None:
@@ -642,7 +675,9 @@ async def partial_update_attribute(request: Request) -> Response:
 
         broker.entities.partial_update_attribute(tenant, entity_id, iri, expanded)
 
-    await broker.run(work)
+    await broker.write_entity(
+        tenant, entity_id, work, inline=_inline(raw, body, link, media, broker.contexts)
+    )
     return _no_content(tenant)
 
 
@@ -651,7 +686,8 @@ async def merge_entity(request: Request) -> Response:
     broker = broker_of(request)
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
-    body, media = await read_json(request, allow_merge_patch=True)
+    raw, media = await read_body(request, allow_merge_patch=True)
+    body = parse_json(raw)
     link = header(request, "link")
 
     def work() -> None:
@@ -664,7 +700,9 @@ async def merge_entity(request: Request) -> Response:
         )
         broker.entities.merge(tenant, entity_id, fragment)
 
-    await broker.run(work)
+    await broker.write_entity(
+        tenant, entity_id, work, inline=_inline(raw, body, link, media, broker.contexts)
+    )
     return _no_content(tenant)
 
 
@@ -674,7 +712,8 @@ async def replace_attribute(request: Request) -> Response:
     tenant = request_tenant(request)
     entity_id = _entity_id_param(request)
     name = _attr_param(request)
-    body, media = await read_json(request)
+    raw, media = await read_body(request)
+    body = parse_json(raw)
     link = header(request, "link")
 
     def work() -> None:
@@ -687,7 +726,9 @@ async def replace_attribute(request: Request) -> Response:
         expanded = expand_entity(normalized, context)[iri]
         broker.entities.replace_attribute(tenant, entity_id, iri, expanded)
 
-    await broker.run(work)
+    await broker.write_entity(
+        tenant, entity_id, work, inline=_inline(raw, body, link, media, broker.contexts)
+    )
     return _no_content(tenant)
 
 

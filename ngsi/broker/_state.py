@@ -156,6 +156,23 @@ class Broker:
             pool = self._pool = WorkerPool(max(1, size))
         return await pool.run(func, *args)
 
+    async def write_entity(
+        self, tenant: str | None, entity_id: str, func: Callable[[], T], *, inline: bool
+    ) -> T:
+        """`func()`, a small write of one entity: right here on the event loop when it would
+        wait for nothing (`inline`: the caller knows that it reads no file and no network;
+        `Store.try_lock`: the entity is in the cache, the tenant free), else in a worker
+        thread. Handing a write of a few dozen microseconds to a thread costs more than the
+        write: the threads pass the interpreter lock back and forth around each SQLite step."""
+        if inline:
+            lock = self.store.try_lock(tenant, entity_id)
+            if lock is not None:
+                try:
+                    return func()
+                finally:
+                    lock.release()
+        return await self.run(func)
+
 
 def broker_of(request: Request) -> Broker:
     """The `Broker` of the app that serves `request`."""

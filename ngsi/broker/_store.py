@@ -21,6 +21,9 @@ Contract:
   A listener that also has `entities_changed(changes)` gets the changes of one write in one call.
 - All methods block on SQLite: call them from sync endpoints or `run_in_threadpool`.
 - `read()` of a tenant nothing was written to raises `NonexistentTenant`; `write()` creates it.
+- The write-ahead log is copied into the database (checkpointed) by a thread of the store's own,
+  about once a second for each tenant written to, never by a write: a write that finds the
+  entity in the cache and the tenant free (`try_lock`) may run on the event loop.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,49}$")
 _DEFAULT_FILE = "default.sqlite"
 _TENANT_PREFIX = "tenant-"
 _SQL_CHUNK = 500
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between two checkpoints of a tenant that is being written to."""
 _NOT_PENDING: Any = object()
 
 _SCHEMA = """
@@ -129,6 +134,8 @@ class _Tenant:
         self.name = name
         self.path = path
         self.lock = threading.RLock()
+        self.written = False
+        """Whether a write came since the last checkpoint."""
         self.conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
@@ -137,9 +144,21 @@ class _Tenant:
         self.conn.execute("PRAGMA foreign_keys=OFF")
         self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.execute("PRAGMA temp_store=MEMORY")
-        self.conn.execute("PRAGMA wal_autocheckpoint=8192")
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
 
         self.conn.executescript(_SCHEMA)
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database, between two writes (the tenant's lock
+        keeps them out), so that the next write starts the log from its beginning again."""
+        with self.lock:
+            if not self.written:
+                return
+            self.written = False
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                log.exception("checkpoint of %s failed", self.path)
 
     def close(self) -> None:
         with self.lock:
@@ -669,13 +688,22 @@ class Store:
     them. Safe to use from many threads.
     """
 
-    def __init__(self, data_dir: Path | str, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.cache = EntityCache(max_bytes=cache_bytes)
+        self.checkpoint_interval = checkpoint_interval
         self._tenants: dict[str | None, _Tenant] = {}
         self._lock = threading.Lock()
         self._listeners: list[ChangeListener] = []
         self._opened = False
+        self._checkpointer: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -691,12 +719,24 @@ class Store:
         self._opened = True
 
     def close(self) -> None:
+        self._closing.set()
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.join()
         with self._lock:
             for tenant in self._tenants.values():
-                tenant.close()
+                tenant.close()  # SQLite checkpoints when the last connection closes
             self._tenants.clear()
             self.cache.clear()
             self._opened = False
+        self._closing.clear()
+
+    def _checkpoint_tenants(self) -> None:
+        while not self._closing.wait(self.checkpoint_interval):
+            with self._lock:
+                tenants = list(self._tenants.values())
+            for tenant in tenants:
+                tenant.checkpoint()
 
     def add_listener(self, listener: ChangeListener) -> None:
         """Register a listener for committed entity changes (see the module contract)."""
@@ -718,6 +758,17 @@ class Store:
         touches SQLite nor waits for a lock held by a write: safe on the event loop."""
         return self.cache.get(tenant, entity_id)
 
+    def try_lock(self, tenant: str | None, entity_id: str) -> threading.RLock | None:
+        """The tenant's lock, taken, when a write of `entity_id` would wait for nothing: the
+        tenant is open, the entity is in the cache and no other thread holds the lock. Else
+        None. The caller releases the lock; `write` in between runs without waiting."""
+        found = self._tenants.get(tenant)
+        if found is None or self.cache.get(tenant, entity_id) is None:
+            return None
+        if not found.lock.acquire(blocking=False):
+            return None
+        return found.lock
+
     def _path(self, tenant: str | None) -> Path:
         if tenant is None:
             return self.data_dir / _DEFAULT_FILE
@@ -727,6 +778,11 @@ class Store:
         tenant = _Tenant(name, path)
         tenant.conn.create_function("REGEXP", 2, _regexp, deterministic=True)
         self._tenants[name] = tenant
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_tenants, name="ngsi-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
         return tenant
 
     def _tenant(self, tenant: str | None, *, create: bool) -> _Tenant:
@@ -763,6 +819,8 @@ class Store:
             except BaseException:
                 txn._rollback()
                 raise
+            finally:
+                found.written = True
             if txn.written:
                 self.cache.update(tenant, txn.written.items(), txn.shared_documents())
             self._emit(txn.changes)

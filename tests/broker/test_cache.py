@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ import orjson
 import pytest
 from starlette.middleware import Middleware
 
+from ngsi import NonexistentTenant
+from ngsi._context_store import ContextStore
 from ngsi.broker import BrokerSettings, Store, create_app
 from ngsi.broker._cache import CachedEntity, EntityCache
 from ngsi.broker._middleware import EntityCacheMiddleware
 from ngsi.broker._service import EntityService
-from ngsi.broker._state import WorkerPool
+from ngsi.broker._state import Broker, WorkerPool
 from tests._serve import serve_app
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url
 from tests.broker.test_entities import create, new_id, prop, thing
@@ -270,6 +273,87 @@ def test_the_worker_pool_runs_calls_and_passes_their_errors() -> None:
     assert asyncio.run(pool.run(lambda: "again")) == "again"
     with pytest.raises(ValueError):
         WorkerPool(0)
+
+
+def test_a_small_write_runs_on_the_event_loop_only_when_it_would_not_wait(tmp_path: Path) -> None:
+    """`Broker.write_entity` writes on the event loop when the entity is cached and the tenant
+    free; else (uncached, tenant busy, not inline, unknown tenant) in a worker thread."""
+    store = Store(tmp_path / "data")
+    store.open()
+    service = EntityService(store)
+    broker = Broker(
+        settings=BrokerSettings(data_dir=tmp_path / "data"),
+        store=store,
+        entities=service,
+        contexts=ContextStore(),
+    )
+    service.create(None, {"id": "urn:ngsi-ld:T:cached", "type": "https://example.org/T"})
+    service.create(None, {"id": "urn:ngsi-ld:T:evicted", "type": "https://example.org/T"})
+    store.cache.clear()
+    with store.read(None) as txn:
+        txn.get("urn:ngsi-ld:T:cached")  # back into the cache
+
+    def update(entity_id: str, value: int, tenant: str | None = None) -> Callable[[], str]:
+        def work() -> str:
+            service.append_attributes(tenant, entity_id, {"https://example.org/a": prop(value)})
+            return threading.current_thread().name
+
+        return work
+
+    async def main() -> list[str]:
+        loop_thread = threading.current_thread().name
+        where = [
+            await broker.write_entity(
+                None, "urn:ngsi-ld:T:cached", update("urn:ngsi-ld:T:cached", 1), inline=True
+            ),
+            await broker.write_entity(
+                None, "urn:ngsi-ld:T:cached", update("urn:ngsi-ld:T:cached", 2), inline=False
+            ),
+            await broker.write_entity(
+                None, "urn:ngsi-ld:T:evicted", update("urn:ngsi-ld:T:evicted", 3), inline=True
+            ),
+        ]
+        with pytest.raises(NonexistentTenant):
+            await broker.write_entity(
+                "nobody",
+                "urn:ngsi-ld:T:cached",
+                update("urn:ngsi-ld:T:cached", 4, "nobody"),
+                inline=True,
+            )
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with store.write(None):
+                holding.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        holding.wait(10)
+        waiting = asyncio.ensure_future(
+            broker.write_entity(
+                None, "urn:ngsi-ld:T:cached", update("urn:ngsi-ld:T:cached", 5), inline=True
+            )
+        )
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # waits in a worker, not on the loop
+        release.set()
+        where.append(await waiting)
+        holder.join()
+        return [name == loop_thread for name in where]
+
+    try:
+        assert asyncio.run(main()) == [True, False, False, False]
+        with store.read(None) as txn:
+            cached = txn.get("urn:ngsi-ld:T:cached") or {}
+            evicted = txn.get("urn:ngsi-ld:T:evicted") or {}
+        assert cached["https://example.org/a"]["value"] == 5
+        assert evicted["https://example.org/a"]["value"] == 3
+        lock = store.try_lock(None, "urn:ngsi-ld:T:cached")
+        assert lock is not None
+        lock.release()
+    finally:
+        store.close()
 
 
 def test_writes_are_all_or_nothing_and_read_back_inside_the_transaction(tmp_path: Path) -> None:

@@ -178,3 +178,46 @@ def test_listeners_get_committed_changes_only(tmp_path: Path) -> None:
             pass
     finally:
         store.close()
+
+
+def test_writes_leave_checkpoints_to_the_store_s_thread(tmp_path: Path) -> None:
+    """No write copies the log into the database (some writes run on the event loop); the
+    store's own thread does, about once per interval for each tenant written to."""
+    data = tmp_path / "data"
+
+    def fill(store: Store, tenant: str | None) -> None:
+        service = EntityService(store)
+        for entity in batch("Checkpointed", 2000):
+            entity["type"] = "https://example.org/Checkpointed"
+            service.create(tenant, entity)
+
+    store = Store(data, checkpoint_interval=3600.0)
+    store.open()
+    database = data / "default.sqlite"
+    try:
+        fill(store, None)
+        assert (data / "default.sqlite-wal").stat().st_size > 4 * 1024 * 1024
+        assert database.stat().st_size < 64 * 1024  # past SQLite's own automatic checkpoint
+        store._tenants[None].checkpoint()
+        assert database.stat().st_size > 1024 * 1024
+    finally:
+        store.close()
+
+    store = Store(data, checkpoint_interval=0.05)
+    store.open()
+    city = data / "tenant-city.sqlite"
+    try:
+        fill(store, "city")
+        for _ in range(250):
+            if city.stat().st_size > 1024 * 1024:
+                break
+            time.sleep(0.02)
+        assert city.stat().st_size > 1024 * 1024
+        with store.read(None) as txn:
+            assert txn.count(types=["https://example.org/Checkpointed"]) == 2000
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        assert checkpointer.is_alive()
+    finally:
+        store.close()
+    assert not checkpointer.is_alive()
