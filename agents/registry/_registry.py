@@ -30,7 +30,7 @@ import builtins
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -741,13 +741,15 @@ class Registry:
         receiver_info: Mapping[str, str] | None = None,
     ) -> str:
         """The id of the registry's subscription for `endpoint`, created when the broker has
-        none of that name, updated when it notifies another endpoint. Idempotent."""
+        none of that name, updated when it notifies another endpoint or with other
+        `receiver_info` (a new secret, say). Idempotent."""
         client = self._client()
         wanted = self.subscription(endpoint, name=name, receiver_info=receiver_info)
         for existing in client.list_subscriptions(context=DEVICE_CONTEXT):
             if existing.subscription_name != name or existing.id is None:
                 continue
-            if existing.notification.endpoint.uri != endpoint:
+            sent = existing.notification.endpoint
+            if sent.uri != endpoint or _pairs(sent.receiver_info) != dict(receiver_info or {}):
                 client.update_subscription(
                     existing.id,
                     {"notification": wanted.to_dict()["notification"]},
@@ -853,3 +855,7 @@ def _without_nulls(entity: Mapping[str, Any]) -> dict[str, Any]:
             continue
         out[name] = attribute
     return out
+
+
+def _pairs(pairs: Sequence[KeyValuePair] | None) -> dict[str, str]:
+    return {pair.key: pair.value for pair in pairs or ()}

@@ -4,9 +4,11 @@ the SQLite cache, notifications through a real subscription, resync, imports, un
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agents.lorawan import Uplink
@@ -251,18 +253,44 @@ def test_the_subscription_watches_only_the_registration() -> None:
     assert "entityDeleted" in subscription["notificationTrigger"]
 
 
-def test_ensure_subscription_moves_to_a_new_endpoint(
+def test_ensure_subscription_moves_to_a_new_endpoint_and_secret(
     client: Client, catalog: ProfileCatalog
 ) -> None:
     tenant = f"move{next(_counter)}"
     with Client(client.base_url, tenant=tenant, profile="embedded", timeout=10) as scoped:
         registry = Registry(scoped, profiles=catalog)
         registry.register(registration(new_eui()))
+
+        def receiver_info(subscription_id: str) -> dict[str, str]:
+            stored = scoped.retrieve_subscription(subscription_id, context=DEVICE_CONTEXT)
+            return {p.key: p.value for p in stored.notification.endpoint.receiver_info or ()}
+
         first = registry.ensure_subscription("http://127.0.0.1:9/one")
         second = registry.ensure_subscription("http://127.0.0.1:9/two")
         assert first == second
         stored = scoped.retrieve_subscription(first, context=DEVICE_CONTEXT)
         assert stored.notification.endpoint.uri == "http://127.0.0.1:9/two"
+        assert receiver_info(first) == {}
+
+        secret = {"X-Drehscheibe-Token": "new-secret"}
+        assert registry.ensure_subscription("http://127.0.0.1:9/two", receiver_info=secret) == first
+        assert receiver_info(first) == secret
+
+        def modified_at() -> str:
+            response = httpx.get(
+                f"{client.base_url}/ngsi-ld/v1/subscriptions/{first}",
+                params={"options": "sysAttrs"},
+                headers={"NGSILD-Tenant": tenant},
+            )
+            return str(response.json()["modifiedAt"])
+
+        modified = modified_at()
+        time.sleep(0.01)
+        assert registry.ensure_subscription("http://127.0.0.1:9/two", receiver_info=secret) == first
+        assert modified_at() == modified  # nothing to update: not updated
+        registry.ensure_subscription("http://127.0.0.1:9/two")
+        assert modified_at() != modified
+        assert receiver_info(first) == {}
 
 
 def test_apply_notification_reads_what_brokers_send() -> None:
