@@ -14,6 +14,7 @@ DOCUMENTS: tuple[Path, ...] = (
     REPO / "README.md",
     REPO / "docs" / "configuration.md",
     REPO / "docs" / "metrics.md",
+    REPO / "docs" / "performance.md",
 )
 """The documents whose commands tests/docs runs; a page added to docs/ joins them here."""
 SHELL = frozenset({"sh", "bash", "shell", "console"})

@@ -77,7 +77,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 RUN = frozenset({"drehscheibe", "curl"})
 """Programs whose commands the scenarios run."""
-CHECKED = frozenset({"make", "docker", "cp"})
+CHECKED = frozenset({"make", "docker", "cp", "python"})
 """Programs whose commands cannot run here; `test_commands_that_cannot_run_name_what_exists`
 checks them."""
 
@@ -212,6 +212,20 @@ def test_commands_that_cannot_run_name_what_exists() -> None:
             checked += 1
         elif command.program == "cp":
             assert (REPO / argv[1]).is_file(), f"{command.where}: {argv[1]} does not exist"
+            checked += 1
+        elif command.program == "python":  # the benchmarks: too long to run here
+            script = REPO / argv[1]
+            assert script.is_file(), f"{command.where}: {argv[1]} does not exist"
+            usage = subprocess.run(
+                [sys.executable, str(script), "--help"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            ).stdout
+            for option in argv[2:]:
+                if option.startswith("--"):
+                    assert option in usage, f"{command.where}: {argv[1]} has no {option}"
             checked += 1
         elif command.program == "docker":
             assert argv[1] == "compose", command.where
