@@ -186,7 +186,12 @@ class DownlinkRelay:
         if dev_eui is None or (event.device_id is None and event.application_id is None):
             return
         kind = getattr(source, "kind", None) or event.source
+        ns_tenant = event.tenant if kind == "tts" else None
         try:
+            if self.store.knows(
+                dev_eui, source.name, kind, event.application_id, event.device_id, ns_tenant
+            ):
+                return
             self.store.learn(
                 NetworkIdentity(
                     dev_eui=dev_eui,
@@ -194,7 +199,7 @@ class DownlinkRelay:
                     network_server=kind,
                     application_id=event.application_id,
                     device_id=event.device_id,
-                    ns_tenant=event.tenant if kind == "tts" else None,
+                    ns_tenant=ns_tenant,
                     seen_at=datetime.now(UTC),
                 )
             )

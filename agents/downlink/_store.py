@@ -130,7 +130,15 @@ class DownlinkStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-        self._known: dict[str, tuple[Any, ...]] = {}
+            # the last identity seen of each device, so that a restart does not write them all
+            # again as their uplinks come in
+            self._known: dict[str, tuple[Any, ...]] = {
+                row[0]: tuple(row[1:])
+                for row in conn.execute(
+                    "SELECT dev_eui, source, network_server, application_id, device_id, "
+                    "ns_tenant FROM identities ORDER BY seen_us"
+                )
+            }
         self._lock = threading.Lock()
 
     @classmethod
@@ -296,6 +304,20 @@ class DownlinkStore:
         return row[0] if row else None
 
     # Identities -------------------------------------------------------------------------------
+
+    def knows(
+        self,
+        dev_eui: str,
+        source: str,
+        network_server: str,
+        application_id: str | None,
+        device_id: str | None,
+        ns_tenant: str | None,
+    ) -> bool:
+        """Whether this is the identity last learned of `dev_eui` (then `learn` would write
+        nothing): a dict lookup, for every uplink."""
+        known = (source, network_server, application_id, device_id, ns_tenant)
+        return self._known.get(dev_eui) == known
 
     def learn(self, identity: NetworkIdentity) -> bool:
         """Remember how the network server names a device; True when something changed."""

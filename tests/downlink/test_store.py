@@ -134,6 +134,33 @@ def test_resolve_identity(tmp_path: Path) -> None:
             resolve_identity(store, EUI, v3)
 
 
+def test_a_restart_remembers_the_identities_it_learned(tmp_path: Path) -> None:
+    at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    moves = [("tts", "tts", "th-1"), ("cs", "chirpstack-v4", None)]
+    with DownlinkStore.in_data_dir(tmp_path) as store:
+        for minute, (name, kind, device_id) in enumerate(moves):
+            assert store.learn(
+                NetworkIdentity(
+                    dev_eui=EUI, source=name, network_server=kind, application_id="a1",
+                    device_id=device_id, seen_at=at + timedelta(minutes=minute),
+                )
+            )  # fmt: skip
+        assert store.knows(EUI, "cs", "chirpstack-v4", "a1", None, None)
+    with DownlinkStore.in_data_dir(tmp_path) as store:
+        # the last identity heard is known: hearing it again writes nothing
+        assert store.knows(EUI, "cs", "chirpstack-v4", "a1", None, None)
+        assert not store.knows(EUI, "tts", "tts", "a1", "th-1", None)
+        again = NetworkIdentity(
+            dev_eui=EUI, source="cs", network_server="chirpstack-v4", application_id="a1"
+        )
+        assert not store.learn(again)
+        back = NetworkIdentity(
+            dev_eui=EUI, source="tts", network_server="tts", application_id="a1", device_id="th-1"
+        )
+        assert store.learn(back)
+        assert store.identities(EUI)[0].source == "tts"
+
+
 def test_the_publishers_outcome_comes_before_the_network_servers_answers(tmp_path: Path) -> None:
     # the network server can answer (txack) before the publisher hears its PUBACK and records it
     with DownlinkStore.in_data_dir(tmp_path) as store:
