@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import orjson
 
@@ -88,9 +88,11 @@ class OutboxItem:
     observed_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedItem:
-    """An item in the outbox as a lease hands it out. `body` is the entity as JSON bytes."""
+class QueuedItem(NamedTuple):
+    """An item in the outbox as a lease hands it out. `body` is the entity as JSON bytes.
+
+    A named tuple, not a frozen dataclass: a lease builds hundreds of them at a time, and a
+    frozen dataclass's `__init__` costs seven times as much."""
 
     id: int
     entity_id: str
@@ -578,7 +580,7 @@ def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:
 
 def _queued(row: Sequence[Any]) -> QueuedItem:
     # The columns of _SELECT are in the order of QueuedItem's fields.
-    return QueuedItem(*row)
+    return QueuedItem._make(row)
 
 
 def _dead_letter(item: QueuedItem, rejection: Rejection) -> NewDeadLetter:
