@@ -155,8 +155,9 @@ def test_a_restart_remembers_the_identities_it_learned(tmp_path: Path) -> None:
         )
         assert not store.learn(again)
         back = NetworkIdentity(
-            dev_eui=EUI, source="tts", network_server="tts", application_id="a1", device_id="th-1"
-        )
+            dev_eui=EUI, source="tts", network_server="tts", application_id="a1",
+            device_id="th-1", seen_at=at + timedelta(minutes=2),
+        )  # fmt: skip
         assert store.learn(back)
         assert store.identities(EUI)[0].source == "tts"
 
