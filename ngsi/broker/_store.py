@@ -17,9 +17,11 @@ Contract:
   clean exit and rolls back on an exception, so a batch is stored all or nothing (also when the
   process is killed mid-batch: SQLite's journal takes care of that).
 - After a write commits, every `EntityChange` it recorded goes to each registered listener, on the
-  committing thread, still under the tenant lock, so listeners see commits in order per tenant.
+  committing thread (which may be the event loop: a listener never blocks), still under the
+  tenant lock, so listeners see commits in order per tenant.
   A listener that also has `entities_changed(changes)` gets the changes of one write in one call.
-- All methods block on SQLite: call them from sync endpoints or `run_in_threadpool`.
+- All methods block on SQLite: call them from a worker thread (`Broker.run`). The one exception is
+  a small write of one cached entity under `try_lock`, which waits for nothing (see below).
 - `read()` of a tenant nothing was written to raises `NonexistentTenant`; `write()` creates it.
 - The write-ahead log is copied into the database (checkpointed) by a thread of the store's own,
   about once a second for each tenant written to, never by a write: a write that finds the
