@@ -6,8 +6,9 @@ to JSON scalar values, plus warnings. Built-in codecs, by registry name:
 - `cayennelpp`: CayenneLPP frames, original and extended types (`CayenneLPPCodec`);
 - `network-server`: the object the network server decoded itself (`NetworkServerCodec`);
 - `javascript`: TTN Device Repository, TTN v2 and ChirpStack codec scripts run in QuickJS with
-  time and memory limits (`JavaScriptCodec`, `load_device_repository_codec`); the sandbox
-  itself (`JavaScriptSandbox`) serves the downlink encoders as well.
+  time and memory limits in an engine process of their own (`JavaScriptCodec`,
+  `load_device_repository_codec`); the sandbox itself (`JavaScriptSandbox`) serves the downlink
+  encoders as well.
 
 Failures are `CodecError(reason, message)`. `default_registry()` builds codecs from profile
 configuration blocks.
@@ -47,6 +48,7 @@ from agents.codecs._javascript import (
     JavaScriptSandbox,
     load_device_repository_codec,
 )
+from agents.codecs._js_host import JavaScriptError
 from agents.codecs._js_prelude import BUFFER_SHIM
 from agents.codecs._network_server import NetworkServerCodec, NetworkServerConfig
 from agents.codecs._registry import (
@@ -78,6 +80,7 @@ __all__ = [
     "ExampleInput",
     "JavaScriptCodec",
     "JavaScriptConfig",
+    "JavaScriptError",
     "JavaScriptSandbox",
     "LppReading",
     "LppType",

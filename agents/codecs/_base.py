@@ -48,6 +48,7 @@ CodecErrorReason = Literal[
     "timeout",
     "memory",
     "stack-overflow",
+    "engine-crash",
     "no-entry-point",
     "syntax-error",
     "example-mismatch",
@@ -60,7 +61,8 @@ CodecErrorReason = Literal[
 Decoding: `truncated` (the frame ends inside a value), `unknown-type` (CayenneLPP type byte),
 `no-decoded-object` (the network server decoded nothing), `bad-output` (a codec returned something
 that is not an object of JSON values), `codec-errors` (a JavaScript codec reported `errors`),
-`js-error` (it threw), `timeout`, `memory`, `stack-overflow` (it hit a limit).
+`js-error` (it threw), `timeout`, `memory`, `stack-overflow` (it hit a limit), `engine-crash`
+(the JavaScript engine's process died in the call).
 Encoding: `out-of-range`, `bad-value`.
 Building: `no-entry-point`, `syntax-error`, `example-mismatch` (a Device Repository example does
 not decode to its stated output), `bad-config`, `bad-codec-file`, `unknown-codec`.

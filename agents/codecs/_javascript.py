@@ -14,15 +14,16 @@ Repository's normalized payload (`air.temperature`, ...); the codec uses it with
 
 Limits. Every call runs under a time limit (an endless loop stops there with
 `CodecError("timeout")`), a memory limit (`"memory"`) and a stack limit (`"stack-overflow"`); the
-codec stays usable for the next call. After a memory error the thread's context is rebuilt, so
-state a codec keeps in globals cannot wedge it.
+codec stays usable for the next call. After a limit was hit the thread's context is rebuilt, so
+state a codec keeps in globals cannot wedge it. Codecs run in an engine process of their own
+(`_js_host`): an engine that dies fails that one call with `"engine-crash"`, never the agent.
 
 Threads. A QuickJS runtime must only ever be used by the thread that made it. A `JavaScriptCodec`
 therefore keeps one context per thread (made on that thread's first call, the codec source
-evaluated once per thread): an instance may be shared freely between threads, calls never share
-a context, and each thread pays the context's memory once. Codecs written for ChirpStack get a
-small `Buffer` (see `_js_prelude`). `JavaScriptSandbox` builds and keeps these contexts; the
-downlink encoders (`encodeDownlink`) use it too.
+evaluated once per thread, in that thread's engine process): an instance may be shared freely
+between threads, calls never share a context, and each thread pays the context's memory once.
+Codecs written for ChirpStack get a small `Buffer` (see `_js_prelude`). `JavaScriptSandbox`
+builds and keeps these contexts; the downlink encoders (`encodeDownlink`) use it too.
 
 Device Repository codec files (`vendor/<vendor>/<codec>.yaml`) are loaded with
 `load_device_repository_codec`: every example under `uplinkDecoder.examples` is decoded at load
@@ -33,19 +34,17 @@ refused with the differences.
 from __future__ import annotations
 
 import math
-import re
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
-import quickjs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.codecs._base import CodecError, Measurements, Value, flatten
+from agents.codecs._base import CodecError, CodecErrorReason, Measurements, Value, flatten
+from agents.codecs._js_host import JavaScriptError, ask, new_key
 from agents.codecs._js_prelude import BUFFER_SHIM, RUNNER
 
 if TYPE_CHECKING:
@@ -76,20 +75,16 @@ DEFAULT_STACK_LIMIT = 512 * 1024
 _MAX_DIFFERENCES = 10
 
 
-class _Runtime(NamedTuple):
-    context: Any
-    run: Any
-
-
 class JavaScriptSandbox:
-    """A codec source in sandboxed QuickJS contexts, one context per thread.
+    """A source in sandboxed QuickJS contexts, one context per thread, outside the agent's
+    process (`_js_host`: each thread has its own engine process).
 
-    A context is made on each thread's first use and kept for that thread: the memory, stack
-    and time limits are set, the `Buffer` shim is evaluated, then `source`, then `runner`
-    (JavaScript defining the function Python calls, named `function`). A source that fails to
-    evaluate raises `CodecError` naming `filename`: `syntax-error`, `js-error`, or the limit it
-    hit (`timeout`, `memory`, `stack-overflow`); no context is kept then. The limits are used
-    as given (callers check them).
+    A thread's context is made on its first call: the memory, stack and time limits are set,
+    the `Buffer` shim is evaluated, then `source`, then `runner` (JavaScript defining the
+    function Python calls, named `function`). A source that fails to evaluate raises
+    `CodecError` naming `filename`: `syntax-error`, `js-error`, or the limit it hit (`timeout`,
+    `memory`, `stack-overflow`). A context that hits a limit in a call is dropped and the next
+    call gets a fresh one. The limits are used as given (callers check them).
     """
 
     def __init__(
@@ -110,76 +105,44 @@ class JavaScriptSandbox:
         self.time_limit = time_limit
         self.memory_limit = memory_limit
         self.stack_limit = stack_limit
-        self._local = threading.local()
-        self._throws_null = any(_THROW_NULL.search(text) for text in (source, runner, BUFFER_SHIM))
-
-    def context(self) -> Any:
-        """This thread's `quickjs.Context` (made on first use; see the class docstring)."""
-        return self._runtime().context
-
-    def runner(self) -> Any:
-        """The runner's function in this thread's context, callable from Python."""
-        return self._runtime().run
+        self._key = new_key()
+        self._load = {
+            "op": "load",
+            "key": self._key,
+            "sources": [BUFFER_SHIM, source, runner],
+            "function": function,
+            "time_limit": time_limit,
+            "memory_limit": memory_limit,
+            "stack_limit": stack_limit,
+        }
 
     def defines(self, name: str) -> bool:
         """Whether `name` is a function in this thread's context."""
-        return bool(self.context().eval(f"typeof {name} === 'function'"))
+        return bool(self._ask({"op": "defines", "key": self._key, "name": name}))
 
-    def discard(self) -> None:
-        """Forget this thread's context (after a memory error); the next use makes a new one."""
-        self._local.runtime = None
+    def call(self, *args: str | int | bool) -> Any:
+        """Call the runner's function in this thread's context; its result as a JSON value.
 
-    def failed(
-        self, error: Exception
-    ) -> Literal["timeout", "memory", "stack-overflow", "js-error"]:
-        """Why a call into this thread's context raised `error`; a context that hit a limit is
-        discarded (the engine may leave it half-broken, and reusing it can crash the process).
+        Raises `JavaScriptError` with the reason (`timeout`, `memory`, `stack-overflow`,
+        `js-error`, `engine-crash`) and the engine's message."""
+        return self._ask({"op": "call", "key": self._key, "args": list(args)})
 
-        Out of memory, the engine may not even manage to make its error and throws `null`
-        instead (and the memory is often freed again by the time we look): a `null` counts as
-        `memory` when the source never says `throw null`, or when the context's memory is
-        nearly all used."""
-        reason = _reason(error)
-        if reason == "js-error" and str(error).strip() == "null":
-            if not self._throws_null:
-                reason = "memory"
-            runtime: _Runtime | None = getattr(self._local, "runtime", None)
-            if runtime is not None and reason == "js-error":
-                used = runtime.context.memory()
-                if used.get("malloc_size", 0) >= 0.9 * used.get("malloc_limit", float("inf")):
-                    reason = "memory"
-        if reason != "js-error":
-            self.discard()
-        return reason
-
-    def _runtime(self) -> _Runtime:
-        runtime: _Runtime | None = getattr(self._local, "runtime", None)
-        if runtime is None:
-            runtime = self._new_runtime()
-            self._local.runtime = runtime
-        return runtime
-
-    def _new_runtime(self) -> _Runtime:
-        context = quickjs.Context()
-        context.set_memory_limit(self.memory_limit)
-        context.set_max_stack_size(self.stack_limit)
-        context.set_time_limit(self.time_limit)
-        context.eval(BUFFER_SHIM)
+    def _ask(self, request: dict[str, Any]) -> Any:
         try:
-            context.eval(self.source)
-        except quickjs.JSException as error:
-            reason = _reason(error)
-            if reason == "js-error":
+            return ask(self._load, request, wait=self.time_limit)
+        except JavaScriptError as error:
+            if not error.loading:
+                raise
+            if error.reason == "js-error":
                 text = _first_lines(error, self.filename)
                 kind: Literal["syntax-error", "js-error"] = (
                     "syntax-error" if text.startswith("SyntaxError") else "js-error"
                 )
                 raise CodecError(kind, f"{self.filename}: {text}") from None
             raise CodecError(
-                reason, f"{self.filename}: while loading: {_first_lines(error, self.filename)}"
+                _limit(error.reason),
+                f"{self.filename}: while loading: {_first_lines(error, self.filename)}",
             ) from None
-        context.eval(self.runner_source)
-        return _Runtime(context, context.get(self.function))
 
 
 class JavaScriptCodec:
@@ -287,11 +250,10 @@ class JavaScriptCodec:
             )
         if self._variables:
             message["variables"] = self._variables
-        run = self._sandbox.runner()
         try:
-            text = run(self.entry, orjson.dumps(message).decode(), normalize)
-        except quickjs.JSException as error:
-            reason = self._sandbox.failed(error)
+            text = self._sandbox.call(self.entry, orjson.dumps(message).decode(), normalize)
+        except JavaScriptError as error:
+            reason = _limit(error.reason)
             limit = {
                 "timeout": f" (limit {self.time_limit * 1000:g} ms)",
                 "memory": f" (limit {self.memory_limit // 1024} KiB)",
@@ -370,20 +332,17 @@ class JavaScriptCodec:
         return differences
 
 
-_THROW_NULL = re.compile(r"\bthrow\s+null\b")
+_LIMITS: dict[str, CodecErrorReason] = {
+    "timeout": "timeout",
+    "memory": "memory",
+    "stack-overflow": "stack-overflow",
+    "engine-crash": "engine-crash",
+}
 
 
-def _reason(
-    error: Exception,
-) -> Literal["timeout", "memory", "stack-overflow", "js-error"]:
-    first = str(error).partition("\n")[0]
-    if isinstance(error, quickjs.StackOverflow) or "stack overflow" in first:
-        return "stack-overflow"
-    if first == "InternalError: interrupted":
-        return "timeout"
-    if "out of memory" in first:
-        return "memory"
-    return "js-error"
+def _limit(reason: str) -> CodecErrorReason:
+    """The codec error for an engine failure: the limit it hit, a crash, or `js-error`."""
+    return _LIMITS.get(reason, "js-error")
 
 
 def _first_lines(error: Exception, filename: str, count: int = 3) -> str:

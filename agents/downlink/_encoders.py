@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-import quickjs
 import yaml
 
 from agents.codecs import (
@@ -31,6 +30,7 @@ from agents.codecs import (
     DEFAULT_STACK_LIMIT,
     DEFAULT_TIME_LIMIT,
     CodecError,
+    JavaScriptError,
     JavaScriptSandbox,
     encode_cayennelpp,
     encode_cayennelpp_measurements,
@@ -132,8 +132,7 @@ class JavaScriptEncoder:
             memory_limit=memory_limit,
             stack_limit=stack_limit,
         )
-        self._encode_function()
-        if not self._sandbox.defines("encodeDownlink"):
+        if not self._defines("encodeDownlink"):
             raise DownlinkError(f"{filename}: defines no function encodeDownlink")
 
     @classmethod
@@ -145,11 +144,11 @@ class JavaScriptEncoder:
             raise DownlinkError(f"{file}: cannot read: {error}") from None
         return cls(source, filename=str(file), **options)
 
-    def _encode_function(self) -> Any:
-        """This thread's `__drehscheibe_encode`; a source that does not evaluate raises
+    def _defines(self, name: str) -> bool:
+        """Whether the source defines `name`; a source that does not evaluate raises
         `DownlinkError` with the sandbox's message."""
         try:
-            return self._sandbox.runner()
+            return self._sandbox.defines(name)
         except CodecError as error:
             raise DownlinkError(error.message) from None
 
@@ -158,16 +157,17 @@ class JavaScriptEncoder:
         message: dict[str, Any] = {"data": data}
         if f_port is not None:
             message["fPort"] = f_port
-        encode = self._encode_function()
         try:
-            text = encode(orjson.dumps(message).decode())
-        except quickjs.JSException as error:
+            text = self._sandbox.call(orjson.dumps(message).decode())
+        except JavaScriptError as error:
             first = _first_line(error)
-            if self._sandbox.failed(error) == "memory":
+            if error.reason == "memory":
                 first = f"out of memory ({first})"
-            if first == "InternalError: interrupted":
+            if error.reason == "timeout":
                 first = f"timed out (limit {self.time_limit * 1000:g} ms)"
             raise DownlinkError(f"{self.filename}: encodeDownlink: {first}") from None
+        except CodecError as error:
+            raise DownlinkError(error.message) from None
         result = orjson.loads(text)
         if not isinstance(result, dict):
             raise DownlinkError(f"{self.filename}: encodeDownlink returned no object")

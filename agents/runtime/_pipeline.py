@@ -101,7 +101,7 @@ __all__ = [
 
 logger = logging.getLogger("agents.runtime.pipeline")
 
-_TIMEOUT_REASONS = frozenset({"timeout", "memory", "stack-overflow"})
+_TIMEOUT_REASONS = frozenset({"timeout", "memory", "stack-overflow", "engine-crash"})
 
 GC_THRESHOLD = 20_000
 """Allocations between two collections of the youngest generation once `tune_gc` ran."""

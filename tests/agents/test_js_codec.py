@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -10,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import quickjs
 
 from agents.codecs import (
     CodecError,
     DeviceRepositoryExample,
     JavaScriptCodec,
+    JavaScriptError,
     JavaScriptSandbox,
     load_device_repository_codec,
 )
@@ -391,28 +393,83 @@ def test_a_limit_hit_discards_the_context_and_a_thrown_null_is_not_memory() -> N
         function="f",
         time_limit=0.05,
     )
-    assert sandbox.runner()("count") == 1
-    with pytest.raises(quickjs.JSException) as thrown:
-        sandbox.runner()("null")
-    assert sandbox.failed(thrown.value) == "js-error"  # memory far from its limit
-    assert sandbox.runner()("count") == 3  # the same context goes on
-    with pytest.raises(quickjs.JSException) as spun:
-        sandbox.runner()("spin")
-    assert sandbox.failed(spun.value) == "timeout"
-    assert sandbox.runner()("count") == 1  # a fresh context after a limit was hit
+    assert sandbox.call("count") == 1
+    with pytest.raises(JavaScriptError) as thrown:
+        sandbox.call("null")
+    assert thrown.value.reason == "js-error"  # memory far from its limit
+    assert sandbox.call("count") == 3  # the same context goes on
+    with pytest.raises(JavaScriptError) as spun:
+        sandbox.call("spin")
+    assert spun.value.reason == "timeout"
+    assert sandbox.call("count") == 1  # a fresh context after a limit was hit
 
 
 def test_a_null_from_a_source_that_never_throws_null_is_memory() -> None:
     # Out of memory while making its error, the engine throws null, and what ran out is often
     # freed by the time anyone looks: only a source that says `throw null` throws it itself.
     sandbox = JavaScriptSandbox(
-        "var calls = 0; function f() { calls += 1; var nothing = null; throw nothing; }",
+        "var calls = 0;"
+        "function f(kind) { calls += 1; var nothing = null;"
+        " if (kind === 'null') { throw nothing; } return calls; }",
         runner="",
         function="f",
     )
-    with pytest.raises(quickjs.JSException) as thrown:
-        sandbox.runner()()
-    assert sandbox.failed(thrown.value) == "memory"
-    with pytest.raises(quickjs.JSException):
-        sandbox.runner()()
-    assert sandbox.context().eval("calls") == 1  # discarded: a fresh context counts anew
+    assert sandbox.call("count") == 1
+    engine = engine_pids()
+    with pytest.raises(JavaScriptError) as thrown:
+        sandbox.call("null")
+    assert thrown.value.reason == "memory"
+    assert sandbox.call("count") == 1  # a fresh context counts anew
+    assert engine_pids() != engine  # in a fresh engine
+
+
+def engine_pids() -> set[int]:
+    """The engine processes this test process started (see agents.codecs._js_host)."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"_js_engine.py" in command and fields[0] != "Z":
+            pids.add(int(stat.parent.name))
+    return pids
+
+
+def test_running_out_of_memory_again_and_again_never_takes_the_caller_down() -> None:
+    greedy = codec("greedy.js", memory_limit=8 * 1024 * 1024)
+    engines: set[int] = set()
+    for _ in range(10):
+        with pytest.raises(CodecError) as caught:
+            greedy.decode(b"\x01", f_port=9)
+        assert caught.value.reason == "memory"
+        assert greedy.decode(b"\x07", f_port=1)["value"] == 7
+        engines |= engine_pids()
+    assert len(engines) == 10  # each memory error ended its engine; the next call got a new one
+
+
+def test_an_engine_that_dies_fails_its_call_and_the_next_call_gets_a_new_one() -> None:
+    spinning = JavaScriptCodec(
+        "function decodeUplink(input) {"
+        " if (input.fPort === 2) { while (true) {} } return {data: {port: input.fPort}}; }",
+        time_limit=30,
+    )
+    assert spinning.decode(b"", f_port=1)["port"] == 1
+    engines = engine_pids()
+
+    def kill() -> None:
+        for pid in engines:
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Timer(0.3, kill)
+    killer.start()
+    started = time.monotonic()
+    with pytest.raises(CodecError) as caught:
+        spinning.decode(b"", f_port=2)
+    killer.join()
+    assert caught.value.reason == "engine-crash"
+    assert "signal 9" in caught.value.message
+    assert time.monotonic() - started < 10
+    assert spinning.decode(b"", f_port=1)["port"] == 1
+    assert engine_pids() - engines
