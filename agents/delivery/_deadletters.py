@@ -50,7 +50,7 @@ class DeadLetterReason(enum.StrEnum):
     CODEC_ERROR = "codec-error"
     """The codec refused the payload (truncated, unknown type, wrong length)."""
     CODEC_TIMEOUT = "codec-timeout"
-    """The codec ran out of time or memory."""
+    """The codec ran out of time, memory or stack, or took its engine process down with it."""
     MAPPING_ERROR = "mapping-error"
     """The profile could not map the measurements to the entity (missing value, bad unit)."""
     VALIDATION_ERROR = "validation-error"
