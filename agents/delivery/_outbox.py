@@ -16,7 +16,8 @@ reject, so a crash at any point delivers each item at least once.
 
 Ordering. Items are leased in the order they were put; the sender orders a batch by
 `observedAt` and decides whether a reading is late (older than what was already sent for its
-entity).
+entity). Several leases may be open at once (a sender with several workers): an entity's items
+are then all in one lease or wait, so its readings still reach the sink in order.
 
 Coalescing: none. Several pending updates of one entity are never merged into one upsert. The
 broker keeps a history entry for each upsert, so merging two readings of the same attribute
@@ -215,6 +216,7 @@ class Outbox:
             self.db.close()
             raise
         self._leased: set[int] = set()
+        self._held: dict[tuple[str, str], int] = {}
         self._changed = threading.Condition(threading.Lock())
         self._generation = 0
 
@@ -295,13 +297,16 @@ class Outbox:
         """The oldest items not leased yet, as a `Transaction`; it may be empty.
 
         At most `max_items` items and `max_bytes` of entity JSON (at least one item, however
-        large). End the transaction with `commit()` (or a `with` block).
+        large). Items of an entity that another open lease holds are left for a later lease,
+        so that leases may be delivered side by side without reordering any entity's readings.
+        End the transaction with `commit()` (or a `with` block).
         """
         if max_items < 1:
             raise ValueError(f"max_items must be positive, got {max_items}")
         items: list[QueuedItem] = []
         size = 0
         with self.db.read() as conn:
+            held = self._held
             cursor = conn.execute(_SELECT + " ORDER BY id")
             full = False
             try:
@@ -310,7 +315,7 @@ class Outbox:
                     if not rows:
                         break
                     for row in rows:
-                        if row[0] in self._leased:
+                        if held and (row[3] or "", row[1]) in held:
                             continue
                         if items and size + len(row[5]) > max_bytes:
                             full = True
@@ -323,6 +328,9 @@ class Outbox:
             finally:
                 cursor.close()
             self._leased.update(item.id for item in items)
+            for item in items:
+                key = (item.tenant or "", item.entity_id)
+                held[key] = held.get(key, 0) + 1
         return Transaction(self, items)
 
     def _end(self, tx: Transaction) -> None:
@@ -358,16 +366,30 @@ class Outbox:
         except BaseException:
             # Nothing changed: the items stay, free to be leased again.
             with self.db.lock:
-                self._leased.difference_update(item.id for item in tx.items)
+                self._unlease(tx.items)
             raise
         with self.db.lock:
-            self._leased.difference_update(item.id for item in tx.items)
+            self._unlease(tx.items)
             self._depth -= len(gone)
             self._watermarks.update(moved)
             self.counters.accepted += len(accepted)
             self.counters.rejected += len(rejected)
             self.counters.retried += len(released)
             self.counters.dead_letters += len(rejected)
+        if self._depth > len(self._leased):
+            # items this lease held back from other leases may be taken now
+            self.notify()
+
+    def _unlease(self, items: Sequence[QueuedItem]) -> None:
+        held = self._held
+        self._leased.difference_update(item.id for item in items)
+        for item in items:
+            key = (item.tenant or "", item.entity_id)
+            left = held[key] - 1
+            if left:
+                held[key] = left
+            else:
+                del held[key]
 
     def _watermark_moves(self, accepted: Sequence[QueuedItem]) -> dict[tuple[str, str], int]:
         moved: dict[tuple[str, str], int] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -162,6 +163,34 @@ def test_a_leased_item_is_not_leased_twice_until_its_transaction_ends(outbox: Ou
     assert outbox.leased == 5
     first.commit()
     assert [item.id for item in outbox.lease(10).items] == ids[:2]
+
+
+def test_a_lease_leaves_the_entities_another_open_lease_holds(outbox: Outbox) -> None:
+    other_tenant = dataclasses.replace(reading(9, device=1), tenant="harbour")
+    ids = outbox.put_many(
+        [
+            reading(0, device=1),
+            reading(1, device=2),
+            reading(2, device=1),
+            reading(3, device=3),
+            other_tenant,
+        ]
+    )
+    first = outbox.lease(2)
+    assert [item.id for item in first.items] == ids[:2]
+    # point-1's second reading waits for the first lease; the same id in another tenant is
+    # another entity
+    second = outbox.lease(10)
+    assert [item.id for item in second.items] == [ids[3], ids[4]]
+    assert not outbox.lease(10)
+    first.accept(ids[:2])
+    first.commit()
+    assert [item.id for item in outbox.lease(10).items] == [ids[2]]
+    # one lease takes every reading of an entity no other lease holds
+    second.accept([ids[3], ids[4]])
+    second.commit()
+    more = outbox.put_many([reading(4, device=5), reading(5, device=5)])
+    assert [item.id for item in outbox.lease(10).items] == more
 
 
 def test_lease_stops_at_max_bytes_but_always_hands_out_one_item(outbox: Outbox) -> None:
