@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/agent.py [--devices 10000] [--rate 5000] [--seconds 20]
                                          [--runs 3] [--qos 0|1] [--no-archive]
-                                         [--broker-batch 1000]
+                                         [--broker-batch 1000] [--in-flight 2]
                                          [--in-process [--profile FILE]]
                                          [--save FILE.json] [--compare FILE.json]
 
@@ -375,6 +375,7 @@ def agent_document(
             "profile": "embedded",
             "timeout": 30,
             "batch_size": args.broker_batch,
+            "in_flight": args.in_flight,
         },
         "http": {"host": "127.0.0.1", "port": http_port},
         "sources": [
@@ -681,6 +682,12 @@ def main() -> None:
         type=int,
         default=1000,
         help="entities the sender leases per pass (the agent's broker.batch_size)",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=2,
+        help="batch upserts the sender keeps in flight (the agent's broker.in_flight)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument(

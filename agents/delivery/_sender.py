@@ -22,7 +22,11 @@ sent again (a redelivery: the upsert is idempotent). Readings of one entity with
 oldest first, so the newest one ends as the current state.
 
 Threads, not asyncio: the agent's sources are paho-mqtt threads and the NGSI-LD client is
-blocking; one sender thread per outbox keeps the lease single and the order simple.
+blocking. With `workers` above one, that many threads each lease, write and end batches side by
+side, so the broker works on one batch while the agent ends the last and leases the next; the
+outbox never gives two open leases the same entity, so each entity's readings keep their order
+and their late-reading checks. The sink must then be safe to call from several threads (the
+NGSI-LD client is).
 """
 
 from __future__ import annotations
@@ -355,8 +359,9 @@ class SendReport:
 class Sender:
     """Drains `outbox` into `sink` from a thread; see the module for the rules.
 
-    `batch_size` and `max_bytes` bound one lease. `backoff` paces retries; `idle_wait` is how
-    long an idle sender sleeps between looks at the outbox when nothing wakes it.
+    `batch_size` and `max_bytes` bound one lease. `backoff` paces retries (shared by the
+    workers); `idle_wait` is how long an idle sender sleeps between looks at the outbox when
+    nothing wakes it. `workers`: threads delivering side by side (see the module docstring).
     """
 
     def __init__(
@@ -371,7 +376,10 @@ class Sender:
         idle_wait: float = 1.0,
         join_grace: float = 30.0,
         name: str = "outbox-sender",
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.outbox = outbox
         self.sink = sink
         self.history_sink = history_sink
@@ -381,9 +389,13 @@ class Sender:
         self.idle_wait = idle_wait
         self.join_grace = join_grace
         self.name = name
+        self.workers = workers
         self.counters = outbox.counters
         self.last_write_seconds: float | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._opened: list[Sink] = []
+        self._alive = 0
         self._stop = threading.Event()
         self._deadline = 0.0
 
@@ -444,7 +456,8 @@ class Sender:
             late_done += sum(1 for i in take if i in late_ids)
             if result.retry_after is not None:
                 retry_after = max(retry_after or 0.0, result.retry_after)
-        self.counters.late += late_done
+        with self._lock:
+            self.counters.late += late_done
         return SendReport(
             leased=len(tx.items),
             accepted=accepted,
@@ -456,11 +469,13 @@ class Sender:
         )
 
     def _write(self, sink: Sink, items: list[QueuedItem]) -> tuple[WriteResult, str | None]:
-        self.counters.batches += 1
+        with self._lock:
+            self.counters.batches += 1
         try:
             return sink.write(items), None
         except Exception as exc:
-            self.counters.write_errors += 1
+            with self._lock:
+                self.counters.write_errors += 1
             logger.exception("sink %r failed on a batch of %d items", sink, len(items))
             error = f"{type(exc).__name__}: {exc}"
             return WriteResult.retry_all(items, error), error
@@ -469,59 +484,67 @@ class Sender:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return any(thread.is_alive() for thread in self._threads)
 
     def start(self) -> None:
-        """Start the sender thread (once; after `stop` a new `start` is allowed)."""
+        """Start the sender's threads (once; after `stop` a new `start` is allowed)."""
         if self.running:
             raise RuntimeError(f"sender {self.name} is running already")
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        self._opened = []
+        self._alive = self.workers
+        self._threads = [
+            threading.Thread(
+                target=self._run,
+                name=self.name if self.workers == 1 else f"{self.name}-{number}",
+                daemon=True,
+            )
+            for number in range(1, self.workers + 1)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, drain_timeout: float = 5.0) -> bool:
-        """Stop the thread, first trying for up to `drain_timeout` s to deliver what is queued.
+        """Stop the threads, first trying for up to `drain_timeout` s to deliver what is queued.
 
         Draining ends early when the outbox is empty or a pass needs a retry (the sink is
         failing). A write in flight is always finished and its outcome committed: this waits
         for it (up to `drain_timeout + join_grace` in all). Returns True when the outbox is
         empty afterwards. What is left stays in the outbox for the next start.
         """
-        thread = self._thread
-        if thread is None:
+        if not self._threads:
             return self.outbox.depth == 0
         self._deadline = time.monotonic() + max(drain_timeout, 0.0)
         self._stop.set()
         self.outbox.notify()
-        thread.join(max(drain_timeout, 0.0) + self.join_grace)
-        if thread.is_alive():
+        until = time.monotonic() + max(drain_timeout, 0.0) + self.join_grace
+        for thread in self._threads:
+            thread.join(max(until - time.monotonic(), 0.0))
+        if self.running:
             logger.error(
                 "sender %s did not stop within %.1f s; a sink write is still running",
                 self.name,
                 drain_timeout + self.join_grace,
             )
         else:
-            self._thread = None
+            self._threads = []
         return self.outbox.depth == 0
 
     def _run(self) -> None:
         sinks = [self.sink] + ([self.history_sink] if self.history_sink is not None else [])
-        opened: list[Sink] = []
         try:
             while True:
                 stopping = self._stop.is_set()
                 if stopping and time.monotonic() >= self._deadline:
                     break
-                if len(opened) < len(sinks):
+                if len(self._opened) < len(sinks):
                     try:
-                        for sink in sinks[len(opened) :]:
-                            sink.open()
-                            opened.append(sink)
+                        self._open(sinks)
                     except Exception:
                         logger.exception("sender %s could not open its sink", self.name)
                         if stopping:
                             break
-                        self._stop.wait(self.backoff.failure())
+                        self._stop.wait(self._failure())
                         continue
                 generation = self.outbox.generation
                 try:
@@ -537,15 +560,36 @@ class Sender:
                 if report.needs_backoff:
                     if stopping:
                         break
-                    self._stop.wait(self.backoff.failure(report.retry_after))
+                    self._stop.wait(self._failure(report.retry_after))
                 else:
-                    self.backoff.reset()
+                    with self._lock:
+                        self.backoff.reset()
         finally:
-            for sink in reversed(opened):
-                try:
-                    sink.close()
-                except Exception:
-                    logger.exception("sender %s: closing sink %r failed", self.name, sink)
+            self._leave()
+
+    def _open(self, sinks: list[Sink]) -> None:
+        """Open the sinks not open yet (once for all workers)."""
+        with self._lock:
+            for sink in sinks[len(self._opened) :]:
+                sink.open()
+                self._opened.append(sink)
+
+    def _leave(self) -> None:
+        """A worker ends; the last one closes the sinks."""
+        with self._lock:
+            self._alive -= 1
+            if self._alive > 0:
+                return
+            opened, self._opened = self._opened, []
+        for sink in reversed(opened):
+            try:
+                sink.close()
+            except Exception:
+                logger.exception("sender %s: closing sink %r failed", self.name, sink)
+
+    def _failure(self, retry_after: float | None = None) -> float:
+        with self._lock:
+            return self.backoff.failure(retry_after)
 
 
 def _reading_order(item: QueuedItem) -> tuple[int, int]:

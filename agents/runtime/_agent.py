@@ -315,6 +315,7 @@ class Agent:
             batch_size=config.broker.batch_size,
             backoff=Backoff(initial=config.broker.retry_initial, maximum=config.broker.retry_max),
             idle_wait=0.5,
+            workers=config.broker.in_flight,
         )
         self.sender.start()
         self.downlinks = self._build_downlinks()

@@ -148,6 +148,8 @@ class BrokerConfig(BaseModel):
 
     `late_readings`: readings older than the entity's current state go to the broker's
     temporal history (`history`, `POST /temporal/entities`) or are only counted (`count`).
+    `in_flight`: batch upserts the sender keeps in flight at once (the broker works on one
+    while the agent ends the last and leases the next); two never hold the same entity.
     """
 
     model_config = _FROZEN
@@ -158,6 +160,7 @@ class BrokerConfig(BaseModel):
     token: SecretRef | None = None
     timeout: float = Field(default=10.0, gt=0)
     batch_size: int = Field(default=500, ge=1, le=1000)
+    in_flight: int = Field(default=2, ge=1, le=8)
     retry_initial: float = Field(default=0.5, gt=0)
     retry_max: float = Field(default=30.0, gt=0)
     late_readings: Literal["history", "count"] = "history"

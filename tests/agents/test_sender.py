@@ -205,6 +205,42 @@ def test_stop_drains_what_is_queued(outbox: Outbox) -> None:
     assert not sender.running
 
 
+def test_workers_deliver_side_by_side_and_keep_each_entity_in_order(outbox: Outbox) -> None:
+    lock = threading.Lock()
+    in_flight: list[set[str]] = []
+    overlaps: list[int] = []
+    shared: list[set[str]] = []
+
+    class Slow(FakeSink):
+        def write(self, batch: Sequence[QueuedItem]) -> WriteResult:
+            entities = {item.entity_id for item in batch}
+            with lock:
+                shared.extend(entities & other for other in in_flight if entities & other)
+                in_flight.append(entities)
+                overlaps.append(len(in_flight))
+            time.sleep(0.01)
+            with lock:
+                in_flight.remove(entities)
+                return super().write(batch)
+
+    sink = Slow()
+    outbox.put_many([reading(point % 60, minute=point) for point in range(300)])
+    sender = Sender(outbox, sink, batch_size=10, backoff=FAST, workers=3)
+    sender.start()
+    assert sender.stop(drain_timeout=20)
+    assert not sender.running
+    assert Counter(sink.delivered) == Counter(
+        (f"urn:ngsi-ld:AirQualityObserved:point-{point % 60}", point) for point in range(300)
+    )
+    assert (sink.opened, sink.closed) == (1, 1)  # the sink is the workers' to share
+    assert max(overlaps) >= 2  # the workers did write side by side
+    assert shared == []  # but never two writes of one entity at once
+    for point in range(60):
+        minutes = [m for e, m in sink.delivered if e.endswith(f"point-{point}")]
+        assert minutes == [minute for minute in range(300) if minute % 60 == point]
+    assert outbox.counters.late == 0
+
+
 def test_stop_waits_for_the_write_in_flight_and_commits_its_outcome(outbox: Outbox) -> None:
     entered = threading.Event()
 
