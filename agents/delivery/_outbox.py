@@ -215,8 +215,9 @@ class Outbox:
         except BaseException:
             self.db.close()
             raise
-        self._leased: set[int] = set()
+        self._leased = 0
         self._held: dict[tuple[str, str], int] = {}
+        """Open leases' items by entity (tenant, id): what `lease` leaves alone."""
         self._changed = threading.Condition(threading.Lock())
         self._generation = 0
 
@@ -327,7 +328,7 @@ class Outbox:
                             break
             finally:
                 cursor.close()
-            self._leased.update(item.id for item in items)
+            self._leased += len(items)
             for item in items:
                 key = (item.tenant or "", item.entity_id)
                 held[key] = held.get(key, 0) + 1
@@ -376,13 +377,13 @@ class Outbox:
             self.counters.rejected += len(rejected)
             self.counters.retried += len(released)
             self.counters.dead_letters += len(rejected)
-        if self._depth > len(self._leased):
+        if self._depth > self._leased:
             # items this lease held back from other leases may be taken now
             self.notify()
 
     def _unlease(self, items: Sequence[QueuedItem]) -> None:
         held = self._held
-        self._leased.difference_update(item.id for item in items)
+        self._leased -= len(items)
         for item in items:
             key = (item.tenant or "", item.entity_id)
             left = held[key] - 1
@@ -420,7 +421,7 @@ class Outbox:
     def leased(self) -> int:
         """Items leased and not yet ended."""
         with self.db.lock:
-            return len(self._leased)
+            return self._leased
 
     def oldest_age(self, now: datetime | None = None) -> timedelta | None:
         """How long the oldest item has waited, or None when the outbox is empty."""
