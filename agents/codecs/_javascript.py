@@ -117,8 +117,14 @@ class JavaScriptSandbox:
         }
 
     def defines(self, name: str) -> bool:
-        """Whether `name` is a function in this thread's context."""
-        return bool(self._ask({"op": "defines", "key": self._key, "name": name}))
+        """Whether `name` is a function in this thread's context; an engine that fails to
+        answer raises `CodecError` with its reason, as a source that fails to load does."""
+        try:
+            return bool(self._ask({"op": "defines", "key": self._key, "name": name}))
+        except JavaScriptError as error:
+            raise CodecError(
+                _limit(error.reason), f"{self.filename}: {_first_lines(error, self.filename)}"
+            ) from None
 
     def call(self, *args: str | int | bool) -> Any:
         """Call the runner's function in this thread's context; its result as a JSON value.

@@ -7,8 +7,8 @@ starts in a few tens of milliseconds) and talks to it through stdin and stdout: 
 Requests, each naming a context by `key`:
 
 - `{"op": "load", "key", "sources": [...], "function", "time_limit", "memory_limit",
-  "stack_limit", "throws_null"}`: a new context with these limits, each source evaluated in
-  turn, then `function` looked up;
+  "stack_limit"}`: a new context with these limits, each source evaluated in turn, then
+  `function` looked up;
 - `{"op": "defines", "key", "name"}`: whether `name` is a function in the context;
 - `{"op": "call", "key", "args": [...]}`: call the context's `function`.
 
@@ -77,12 +77,12 @@ def _load(request: dict[str, Any]) -> tuple[_Context | None, dict[str, Any]]:
     context.set_time_limit(request["time_limit"])
     sources: list[str] = request["sources"]
     throws_null = any(_THROW_NULL.search(source) for source in sources)
-    for index, source in enumerate(sources):
+    for source in sources:
         try:
             context.eval(source)
         except quickjs.JSException as error:
             reason = reason_of(error, context, throws_null=throws_null)
-            return None, {"error": reason, "message": str(error), "source": index}
+            return None, {"error": reason, "message": str(error)}
     function = context.get(request["function"])
     return _Context(context, function, throws_null), {"ok": True}
 

@@ -37,14 +37,12 @@ _keys = itertools.count(1)
 class JavaScriptError(Exception):
     """A script failed in the engine: `reason` is `timeout`, `memory`, `stack-overflow`,
     `js-error` or `engine-crash`; `loading` tells a failure while evaluating the sources from
-    one in a call; `source` is the index of the source that failed to load. `str()` is the
-    engine's message (the exception and its JavaScript stack)."""
+    one in a call. `str()` is the engine's message (the exception and its JavaScript stack)."""
 
-    def __init__(self, reason: str, message: str, *, loading: bool = False, source: int = -1):
+    def __init__(self, reason: str, message: str, *, loading: bool = False):
         super().__init__(message)
         self.reason = reason
         self.loading = loading
-        self.source = source
 
 
 def new_key() -> int:
@@ -158,15 +156,8 @@ def ask(load: dict[str, Any], request: dict[str, Any], *, wait: float) -> Any:
     if answer.get("unknown"):
         loaded = engine.exchange(load, wait=wait)
         if "error" in loaded:
-            raise JavaScriptError(
-                loaded["error"], loaded["message"], loading=True, source=loaded["source"]
-            )
+            raise JavaScriptError(loaded["error"], loaded["message"], loading=True)
         answer = engine.exchange(request, wait=wait)
     if "error" in answer:
-        raise JavaScriptError(
-            answer["error"],
-            answer["message"],
-            loading=request["op"] == "load",
-            source=answer.get("source", -1),
-        )
+        raise JavaScriptError(answer["error"], answer["message"])
     return answer["ok"]

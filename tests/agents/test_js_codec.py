@@ -19,6 +19,7 @@ from agents.codecs import (
     JavaScriptCodec,
     JavaScriptError,
     JavaScriptSandbox,
+    _js_host,
     load_device_repository_codec,
 )
 from agents.lorawan import Uplink
@@ -447,6 +448,27 @@ def test_running_out_of_memory_again_and_again_never_takes_the_caller_down() -> 
         assert greedy.decode(b"\x07", f_port=1)["value"] == 7
         engines |= engine_pids()
     assert len(engines) == 10  # each memory error ended its engine; the next call got a new one
+
+
+def test_an_engine_that_will_not_start_refuses_the_codec_with_a_codec_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dies = tmp_path / "dies.py"
+    dies.write_text("import os\nos._exit(3)\n")
+    monkeypatch.setattr(_js_host, "_ENGINE", str(dies))
+    caught: list[CodecError] = []
+
+    def build() -> None:  # a thread of its own: a new engine, started from `dies`
+        try:
+            JavaScriptCodec("function decodeUplink(input) { return {data: {}}; }")
+        except CodecError as error:
+            caught.append(error)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join(timeout=30)
+    assert [error.reason for error in caught] == ["engine-crash"]
+    assert "exit status 3" in caught[0].message
 
 
 def test_an_engine_that_dies_fails_its_call_and_the_next_call_gets_a_new_one() -> None:
