@@ -138,6 +138,21 @@ class Receiver:
                 continue
         return taken
 
+    def wait_entities(self, count: int, *, timeout: float = 10.0) -> list[Any]:
+        """The entities of the next notifications, until `count` came (the broker may carry
+        several changes that wait together in one notification)."""
+        entities: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(entities) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"expected {count} notified entities, got {entities}")
+            try:
+                entities.extend(self.requests.get(timeout=remaining).body["data"])
+            except queue.Empty:
+                continue
+        return entities
+
     def none_within(self, seconds: float) -> None:
         """Assert that no request arrives within `seconds`."""
         try:

@@ -215,8 +215,8 @@ def test_type_id_and_id_pattern_select_entities(
     for number in (1, 2, 30):
         set_temperature(broker, kind, number, number=number)
     set_temperature(broker, other, 5)
-    got = rx.wait(2)
-    assert sorted(n.body["data"][0]["id"] for n in got) == [
+    got = rx.wait_entities(2)
+    assert sorted(entity["id"] for entity in got) == [
         f"urn:ngsi-ld:{kind}:1",
         f"urn:ngsi-ld:{kind}:30",
     ]
