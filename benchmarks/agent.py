@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/agent.py [--devices 10000] [--rate 5000] [--seconds 20]
                                          [--runs 3] [--qos 0|1] [--no-archive]
                                          [--broker-batch 1000] [--in-flight 2]
+                                         [--linger 0.1] [--batch-wait 0.02]
                                          [--in-process [--profile FILE]]
                                          [--save FILE.json] [--compare FILE.json]
 
@@ -376,6 +377,7 @@ def agent_document(
             "timeout": 30,
             "batch_size": args.broker_batch,
             "in_flight": args.in_flight,
+            "linger": args.linger,
         },
         "http": {"host": "127.0.0.1", "port": http_port},
         "sources": [
@@ -395,7 +397,7 @@ def agent_document(
                 },
             }
         ],
-        "pipeline": {"queue_size": 50000, "batch_size": 1000, "batch_wait": 0.02},
+        "pipeline": {"queue_size": 50000, "batch_size": 1000, "batch_wait": args.batch_wait},
         "archive": {"enabled": not args.no_archive, "level": 1},
         "outbox": {"max_depth": None},
         "logging": {"level": "warning"},
@@ -689,6 +691,18 @@ def main() -> None:
         default=2,
         help="batch upserts the sender keeps in flight (the agent's broker.in_flight)",
     )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.1,
+        help="seconds the sender waits for a fuller batch (the agent's broker.linger)",
+    )
+    parser.add_argument(
+        "--batch-wait",
+        type=float,
+        default=0.02,
+        help="seconds the pipeline waits for a fuller batch (the agent's pipeline.batch_wait)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument(
         "--in-process",
@@ -830,6 +844,9 @@ def main() -> None:
                 "seconds": args.seconds,
                 "qos": args.qos,
                 "archive": not args.no_archive,
+                "in_flight": args.in_flight,
+                "linger": args.linger,
+                "batch_wait": args.batch_wait,
             },
         }
         if args.save is not None:

@@ -36,7 +36,7 @@ Durability: see `agents.delivery._db` (WAL; `synchronous="normal"` survives a ki
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -423,6 +423,12 @@ class Outbox:
         with self.db.lock:
             return self._leased
 
+    @property
+    def waiting(self) -> int:
+        """Items not leased (some may belong to entities an open lease holds)."""
+        with self.db.lock:
+            return self._depth - self._leased
+
     def oldest_age(self, now: datetime | None = None) -> timedelta | None:
         """How long the oldest item has waited, or None when the outbox is empty."""
         with self.db.read() as conn:
@@ -448,8 +454,13 @@ class Outbox:
 
     def wait(self, generation: int, timeout: float) -> bool:
         """Block until `generation` changed or `timeout` seconds passed; True if it changed."""
+        return self.wait_until(lambda: self._generation != generation, timeout)
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Block until `ready()` is true (checked now, at each put and `notify`) or `timeout`
+        seconds passed; returns `ready()`."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._generation != generation, timeout)
+            return self._changed.wait_for(ready, timeout)
 
     def notify(self) -> None:
         """Wake everyone in `wait`."""

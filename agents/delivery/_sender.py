@@ -21,6 +21,14 @@ otherwise just accepts it and counts it as `late`. A reading exactly as old as t
 sent again (a redelivery: the upsert is idempotent). Readings of one entity within a batch go
 oldest first, so the newest one ends as the current state.
 
+Lingering. Each pass costs the agent and the broker a fixed amount (a lease, a request per
+tenant and @context, the end of the lease) besides its items; at a few hundred uplinks a
+second, passes of a handful of items each would cost more than the items. A pass that leaves
+the outbox without a full batch waiting is therefore followed by a pause of up to `linger`
+seconds, which a full batch or `stop` ends at once. An idle sender still wakes at the first
+put, so a reading after a quiet spell goes out at once; the readings right after it wait at
+most `linger`.
+
 Threads, not asyncio: the agent's sources are paho-mqtt threads and the NGSI-LD client is
 blocking. With `workers` above one, that many threads each lease, write and end batches side by
 side, so the broker works on one batch while the agent ends the last and leases the next; the
@@ -361,7 +369,8 @@ class Sender:
 
     `batch_size` and `max_bytes` bound one lease. `backoff` paces retries (shared by the
     workers); `idle_wait` is how long an idle sender sleeps between looks at the outbox when
-    nothing wakes it. `workers`: threads delivering side by side (see the module docstring).
+    nothing wakes it. `workers`: threads delivering side by side; `linger`: the longest pause
+    after a pass without a full batch (both in the module docstring).
     """
 
     def __init__(
@@ -377,9 +386,12 @@ class Sender:
         join_grace: float = 30.0,
         name: str = "outbox-sender",
         workers: int = 1,
+        linger: float = 0.0,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        if linger < 0:
+            raise ValueError(f"linger must not be negative, got {linger}")
         self.outbox = outbox
         self.sink = sink
         self.history_sink = history_sink
@@ -390,6 +402,7 @@ class Sender:
         self.join_grace = join_grace
         self.name = name
         self.workers = workers
+        self.linger = linger
         self.counters = outbox.counters
         self.last_write_seconds: float | None = None
         self._threads: list[threading.Thread] = []
@@ -564,8 +577,19 @@ class Sender:
                 else:
                     with self._lock:
                         self.backoff.reset()
+                    if report.leased < self.batch_size and not stopping:
+                        self._linger()
         finally:
             self._leave()
+
+    def _linger(self) -> None:
+        """Give the next batch up to `linger` seconds to fill (see the module docstring)."""
+        if self.linger <= 0:
+            return
+        outbox = self.outbox
+        outbox.wait_until(
+            lambda: self._stop.is_set() or outbox.waiting >= self.batch_size, self.linger
+        )
 
     def _open(self, sinks: list[Sink]) -> None:
         """Open the sinks not open yet (once for all workers)."""

@@ -316,6 +316,7 @@ class Agent:
             backoff=Backoff(initial=config.broker.retry_initial, maximum=config.broker.retry_max),
             idle_wait=0.5,
             workers=config.broker.in_flight,
+            linger=config.broker.linger,
         )
         self.sender.start()
         self.downlinks = self._build_downlinks()

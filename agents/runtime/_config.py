@@ -150,6 +150,8 @@ class BrokerConfig(BaseModel):
     temporal history (`history`, `POST /temporal/entities`) or are only counted (`count`).
     `in_flight`: batch upserts the sender keeps in flight at once (the broker works on one
     while the agent ends the last and leases the next); two never hold the same entity.
+    `linger`: seconds the sender waits for a fuller batch after a pass that emptied the outbox
+    (a full batch ends the wait at once); fewer, larger requests for a little latency.
     """
 
     model_config = _FROZEN
@@ -161,6 +163,7 @@ class BrokerConfig(BaseModel):
     timeout: float = Field(default=10.0, gt=0)
     batch_size: int = Field(default=500, ge=1, le=1000)
     in_flight: int = Field(default=2, ge=1, le=8)
+    linger: float = Field(default=0.1, ge=0, le=5)
     retry_initial: float = Field(default=0.5, gt=0)
     retry_max: float = Field(default=30.0, gt=0)
     late_readings: Literal["history", "count"] = "history"

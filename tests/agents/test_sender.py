@@ -290,6 +290,59 @@ def test_an_idle_sender_wakes_when_items_are_put(outbox: Outbox) -> None:
         sender.stop(drain_timeout=1)
 
 
+def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def lingering(outbox: Outbox, *, batch_size: int, linger: float) -> tuple[FakeSink, Sender]:
+    """A started sender that has just sent one reading, so that it lingers now."""
+    sink = FakeSink()
+    sender = Sender(outbox, sink, batch_size=batch_size, backoff=FAST, linger=linger)
+    sender.start()
+    outbox.put_many([reading(1)])
+    _wait_for(lambda: len(sink.writes) == 1)  # an idle sender goes at once
+    return sink, sender
+
+
+def test_after_a_pass_without_a_full_batch_the_sender_lingers(outbox: Outbox) -> None:
+    with pytest.raises(ValueError, match="linger"):
+        Sender(outbox, FakeSink(), linger=-1)
+    sink, sender = lingering(outbox, batch_size=100, linger=1.0)
+    try:
+        seen = time.monotonic()
+        outbox.put_many([reading(2)])
+        outbox.put_many([reading(3)])
+        _wait_for(lambda: outbox.depth == 0)
+        assert time.monotonic() - seen >= 0.5
+        assert [len(write) for write in sink.writes] == [1, 2]  # both puts in one pass
+    finally:
+        sender.stop(drain_timeout=1)
+
+
+def test_a_full_batch_ends_the_linger_at_once(outbox: Outbox) -> None:
+    sink, sender = lingering(outbox, batch_size=10, linger=60)
+    try:
+        outbox.put_many([reading(point) for point in range(100, 110)])
+        _wait_for(lambda: outbox.depth == 0)
+        assert outbox.depth == 0
+        assert [len(write) for write in sink.writes] == [1, 10]
+    finally:
+        sender.stop(drain_timeout=1)
+
+
+def test_stop_ends_the_linger_and_delivers_what_waits(outbox: Outbox) -> None:
+    sink, sender = lingering(outbox, batch_size=100, linger=60)
+    outbox.put_many([reading(point) for point in range(2, 5)])
+    started = time.monotonic()
+    assert sender.stop(drain_timeout=10)
+    assert time.monotonic() - started < 5
+    assert sorted(entity for entity, _ in sink.delivered) == sorted(
+        f"urn:ngsi-ld:AirQualityObserved:point-{point}" for point in range(1, 5)
+    )
+
+
 def test_backoff_grows_with_jitter_up_to_its_cap_and_resets() -> None:
     backoff = Backoff(initial=1.0, maximum=8.0, rng=random.Random(7))
     waits = [backoff.failure() for _ in range(6)]
