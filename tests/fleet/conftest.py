@@ -6,9 +6,12 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
+from agents.registry import DEVICE_CONTEXT
 from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
 from tests.conftest import run_drehscheibe
 
@@ -39,3 +42,24 @@ def devices(
     result = cli("devices", *args, "--broker", broker.url, "--tenant", tenant, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def device_entity(
+    broker: RunningBroker, tenant: str, dev_eui: str, **params: str
+) -> dict[str, Any] | None:
+    """The Device entity of `dev_eui` in keyValues (with further query `params`), or None."""
+    response = httpx.get(
+        f"{broker.api}/entities/urn:ngsi-ld:Device:{dev_eui}",
+        params={"options": "keyValues", **params},
+        headers={
+            "Link": f'<{DEVICE_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; '
+            'type="application/ld+json"',
+            "NGSILD-Tenant": tenant,
+        },
+        timeout=10,
+    )
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    found: dict[str, Any] = response.json()
+    return found

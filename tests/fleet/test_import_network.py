@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import orjson
 import pytest
 
-from agents.registry import DEVICE_CONTEXT
 from tests.broker.conftest import RunningBroker
 from tests.conftest import free_port
-from tests.fleet.conftest import cli
+from tests.fleet.conftest import cli, device_entity
 
 KEY = "NNSXS.TESTKEY.SECRET"
 APP = "0d6e5b8a-4bd3-4a52-8e2b-3f0c6c1a9e11"
@@ -162,18 +160,8 @@ def network_server() -> Iterator[NetworkServer]:
 
 
 def device(broker: RunningBroker, tenant: str, dev_eui: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{broker.api}/entities/urn:ngsi-ld:Device:{dev_eui}",
-        params={"options": "keyValues"},
-        headers={
-            "Link": f'<{DEVICE_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; '
-            'type="application/ld+json"',
-            "NGSILD-Tenant": tenant,
-        },
-        timeout=10,
-    )
-    response.raise_for_status()
-    found: dict[str, Any] = response.json()
+    found = device_entity(broker, tenant, dev_eui)
+    assert found is not None, f"no Device entity for {dev_eui}"
     return found
 
 

@@ -4,35 +4,14 @@ broker: dates, policies and the errors an admin gets."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import orjson
 
 from agents.profiles import ProfileCatalog
-from agents.registry import DEVICE_CONTEXT, RegisteredDevice, Registry
+from agents.registry import RegisteredDevice, Registry
 from ngsi import Client
 from tests.broker.conftest import RunningBroker
-from tests.fleet.conftest import cli, devices
-
-HEADERS = {
-    "Link": f'<{DEVICE_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; '
-    'type="application/ld+json"'
-}
-
-
-def device(broker: RunningBroker, tenant: str, dev_eui: str) -> dict[str, Any] | None:
-    response = httpx.get(
-        f"{broker.api}/entities/urn:ngsi-ld:Device:{dev_eui}",
-        params={"options": "keyValues"},
-        headers={**HEADERS, "NGSILD-Tenant": tenant},
-        timeout=10,
-    )
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    found: dict[str, Any] = response.json()
-    return found
+from tests.fleet.conftest import cli, device_entity, devices
 
 
 def register(
@@ -56,7 +35,7 @@ def test_decommission_keeps_the_entity_or_removes_it(broker: RunningBroker, tena
     devices(
         broker, tenant, "decommission", "70B3D57ED00F0301", "--yes", "--at", "2026-11-01T08:00:00Z"
     )
-    kept = device(broker, tenant, "70B3D57ED00F0301")
+    kept = device_entity(broker, tenant, "70B3D57ED00F0301")
     assert kept is not None
     assert kept["deviceState"] == "decommissioned"
     assert kept["dateDecommissioned"] == {"@type": "DateTime", "@value": "2026-11-01T08:00:00Z"}
@@ -64,7 +43,7 @@ def test_decommission_keeps_the_entity_or_removes_it(broker: RunningBroker, tena
         broker, tenant, "decommission", "70B3D57ED00F0302", "--yes", "--remove-entity"
     )
     assert "deleted urn:ngsi-ld:Device:70B3D57ED00F0302" in removed.stdout
-    assert device(broker, tenant, "70B3D57ED00F0302") is None
+    assert device_entity(broker, tenant, "70B3D57ED00F0302") is None
     missing = cli(
         "devices", "decommission", "70B3D57ED00F0399", "--yes",
         "--broker", broker.url, "--tenant", tenant,
@@ -90,7 +69,7 @@ def test_calibrations_follow_each_other(broker: RunningBroker, tenant: str) -> N
         (0.5, "2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z"),
         (0.9, "2026-06-01T00:00:00Z", None),
     ]
-    stored = device(broker, tenant, eui)
+    stored = device_entity(broker, tenant, eui)
     assert stored is not None
     assert stored["dateLastCalibration"]["@value"] == "2026-06-01T00:00:00Z"
 
@@ -102,7 +81,7 @@ def test_moves_keep_their_history_and_go_forward(broker: RunningBroker, tenant: 
         broker, tenant, "move", eui, "--lat", "51.23", "--lon", "6.78",
         "--from", "2026-03-01T00:00:00Z",
     )  # fmt: skip
-    stored = device(broker, tenant, eui)
+    stored = device_entity(broker, tenant, eui)
     assert stored is not None
     assert stored["location"] == {"type": "Point", "coordinates": [6.78, 51.23]}
     history = stored["locationHistory"]
@@ -134,8 +113,8 @@ def test_a_swap_needs_two_devices_in_service(broker: RunningBroker, tenant: str)
         broker, tenant, "swap", "70B3D57ED00F0331", "70B3D57ED00F0333", "--decommission-old"
     )
     assert "70B3D57ED00F0333 replaces 70B3D57ED00F0331" in " ".join(swapped.stdout.split())
-    old = device(broker, tenant, "70B3D57ED00F0331")
-    new = device(broker, tenant, "70B3D57ED00F0333")
+    old = device_entity(broker, tenant, "70B3D57ED00F0331")
+    new = device_entity(broker, tenant, "70B3D57ED00F0333")
     assert old is not None
     assert new is not None
     assert old["deviceState"] == "decommissioned"
