@@ -18,9 +18,10 @@ changed:
 `deviceState` stays the lifecycle the admin sets; `health` is the agent's. An NGSI-LD
 subscription on `Device` watching `health` (for example with `q=health!="ok"`) notifies an
 alert channel when a device goes silent and again when it recovers. The attribute is written
-directly (append, not through the outbox): it is derived state that the next check writes
+directly (batch update, not through the outbox): it is derived state that the next check writes
 again if the broker was away. Unchanged verdicts are not written, so a quiet fleet costs one
-read of the Device entities per check.
+read of the Device entities per check; the changed ones go in one request per thousand devices,
+and a device whose entity is gone fails alone.
 
 Time comes from `clock` (injectable): the silence of a device is `clock() - last uplink`.
 """
@@ -233,6 +234,7 @@ class FleetMonitor:
         verdicts: list[DeviceHealth] = []
         for tenant, registry in self.registries.items():
             broker = self._broker_view(tenant, registry)
+            changed: list[DeviceHealth] = []
             for device in registry.list():
                 if not device.maps_uplinks:
                     continue
@@ -262,7 +264,13 @@ class FleetMonitor:
                 health = assess(figures, settings=self.settings, now=now)
                 verdicts.append(health)
                 if broker is not None and health.status != "unknown":
-                    self._write(registry, health, view)
+                    wanted = (health.status, tuple(health.reasons))
+                    if view is not None and (view.status, view.reasons) == wanted:
+                        self._written[key] = wanted
+                    else:
+                        changed.append(health)
+            if changed:
+                self._write(registry, changed)
         with self._lock:
             self.results = {(h.tenant, h.dev_eui): h for h in verdicts}
             self.counters.checks += 1
@@ -284,35 +292,47 @@ class FleetMonitor:
                 logger.exception("the fleet check's follow-up failed")
         return verdicts
 
-    def _write(self, registry: Registry, health: DeviceHealth, view: _Broker | None) -> None:
-        key = (health.tenant, health.dev_eui)
-        wanted = (health.status, tuple(health.reasons))
-        if view is not None and (view.status, view.reasons) == wanted:
-            self._written[key] = wanted
-            return
+    def _write(self, registry: Registry, changed: list[DeviceHealth]) -> None:
+        """Write the verdicts that differ from the broker's, in batch updates (a request per
+        thousand devices, not one per device: a fleet's first check changes them all)."""
         client = registry.client
         assert client is not None
+        entities = [
+            {"id": health.device_id, "type": "Device", "health": health_attribute(health)}
+            for health in changed
+        ]
         try:
-            client.append_attrs(
-                health.device_id, {"health": health_attribute(health)}, context=DEVICE_CONTEXT
-            )
+            result = client.batch_update(entities, context=DEVICE_CONTEXT)
         except NgsiError as exc:
             with self._lock:
-                self.counters.write_failures += 1
-            logger.warning("cannot write the health of %s: %s", health.device_id, exc)
+                self.counters.write_failures += len(changed)
+            logger.warning("cannot write the health of %d devices: %s", len(changed), exc)
             return
+        failed = {failure.entity_id: failure for failure in result.failed}
         with self._lock:
-            self.counters.writes += 1
-        previous = self._written.get(key)
-        self._written[key] = wanted
-        if previous is None or previous[0] != health.status:
-            log = logger.info if health.status == "ok" else logger.warning
-            log(
-                "device %s is %s%s",
-                health.dev_eui,
-                health.status,
-                f": {'; '.join(health.detail)}" if health.detail else "",
-            )
+            self.counters.write_failures += len(failed)
+            self.counters.writes += len(changed) - len(failed)
+        for health in changed:
+            failure = failed.get(health.device_id)
+            if failure is not None:
+                problem = failure.problem
+                logger.warning(
+                    "cannot write the health of %s: %s",
+                    health.device_id,
+                    problem.detail or problem.title or problem.type,
+                )
+                continue
+            key = (health.tenant, health.dev_eui)
+            previous = self._written.get(key)
+            self._written[key] = (health.status, tuple(health.reasons))
+            if previous is None or previous[0] != health.status:
+                log = logger.info if health.status == "ok" else logger.warning
+                log(
+                    "device %s is %s%s",
+                    health.dev_eui,
+                    health.status,
+                    f": {'; '.join(health.detail)}" if health.detail else "",
+                )
 
     # Reading -------------------------------------------------------------------------------
 

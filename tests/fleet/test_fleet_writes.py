@@ -1,0 +1,81 @@
+"""How a fleet check writes `health`: the changed verdicts of a tenant in one batch update
+(not a request per device), a device whose entity is gone failing alone, unchanged verdicts
+not written again. The embedded broker over real HTTP; the client's transport counts requests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from agents.fleet import FleetMonitor, FleetSettings
+from agents.profiles import ProfileCatalog
+from agents.registry import RegisteredDevice, Registry
+from ngsi import Client
+from tests.broker.conftest import RunningBroker
+from tests.fleet.conftest import device_entity
+
+UPDATE = ("POST", "/ngsi-ld/v1/entityOperations/update")
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Real HTTP, with the requests counted by method and path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: Counter[tuple[str, str]] = Counter()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests[(request.method, request.url.path)] += 1
+        return super().handle_request(request)
+
+
+def health(broker: RunningBroker, tenant: str, dev_eui: str) -> Any:
+    found = device_entity(broker, tenant, dev_eui, attrs="health")
+    return found.get("health") if found is not None else None
+
+
+def test_changed_health_goes_in_one_batch_and_a_missing_entity_fails_alone(
+    broker: RunningBroker, tenant: str
+) -> None:
+    installed = datetime.now(UTC) - timedelta(days=1)  # and silent since
+    euis = [f"70B3D57ED00F05{n:02X}" for n in range(5)]
+    transport = CountingTransport()
+    with Client(broker.url, tenant=tenant, profile="embedded", transport=transport) as client:
+        registry = Registry(client, profiles=ProfileCatalog())
+        for eui in euis:
+            registry.register(
+                RegisteredDevice(
+                    dev_eui=eui,
+                    profile="temperature-humidity-lpp",
+                    location={"type": "Point", "coordinates": [6.77, 51.22]},
+                    date_installed=installed,
+                )
+            )
+        registry.resync()
+        gone = euis[-1]  # its entity is deleted behind the registry's back
+        httpx.delete(
+            f"{broker.api}/entities/urn:ngsi-ld:Device:{gone}",
+            headers={"NGSILD-Tenant": tenant},
+            timeout=10,
+        ).raise_for_status()
+        monitor = FleetMonitor(
+            {tenant: registry}, ProfileCatalog(), settings=FleetSettings(silent_after=3)
+        )
+
+        transport.requests.clear()
+        verdicts = monitor.check()
+        assert sorted(verdict.dev_eui for verdict in verdicts) == euis
+        assert {verdict.status for verdict in verdicts} == {"silent"}
+        assert transport.requests[UPDATE] == 1
+        assert not [path for _, path in transport.requests if path.endswith("/attrs")]
+        assert (monitor.counters.writes, monitor.counters.write_failures) == (4, 1)
+        assert [health(broker, tenant, eui) for eui in euis[:-1]] == ["silent"] * 4
+
+        # nothing changed: only the device without an entity is tried again
+        transport.requests.clear()
+        monitor.check()
+        assert transport.requests[UPDATE] == 1
+        assert (monitor.counters.writes, monitor.counters.write_failures) == (4, 2)
