@@ -3,8 +3,11 @@ secrets from files or the environment, paths relative to the file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 import yaml
 
@@ -27,6 +30,29 @@ def test_the_example_configuration_is_valid() -> None:
     assert webhook is not None
     assert webhook.secret is not None
     assert webhook.secret.file == EXAMPLE.parent / "secrets" / "chirpstack-webhook"
+
+
+def test_the_example_names_every_setting() -> None:
+    """The README promises every setting in the example, commented where it has no default."""
+    schema = orjson.loads((REPO / "schemas" / "json" / "agent-config.schema.json").read_bytes())
+    named = set(re.findall(r"\b([a-z_]+):", EXAMPLE.read_text()))
+    missing: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        for name, child in node.get("properties", {}).items():
+            if name not in named:
+                missing.append(f"{path}.{name}")
+            walk(child, f"{path}.{name}")
+        walk(node.get("items"), f"{path}[]")
+        for alternative in (*node.get("oneOf", ()), *node.get("anyOf", ())):
+            walk(alternative, path)
+
+    walk(schema, "")
+    assert missing == []
 
 
 def test_every_violation_is_reported_with_its_path() -> None:
