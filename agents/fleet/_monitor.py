@@ -7,9 +7,12 @@
 
 A check reads, for each tenant's registry, the devices that map uplinks (active or in
 maintenance, with a profile), the expected reporting interval of their profile, what the
-agent's stores hold (`agents.fleet._records`) and each Device's `batteryLevel` and current
-`health` in the broker, judges each device (`assess`) and writes `health` where the verdict
-changed:
+agent's stores hold (`agents.fleet._records`) and each Device's `batteryLevel`,
+`dateLastValueReported` and current `health` in the broker, judges each device (`assess`) and
+writes `health` where the verdict changed. The last uplink is the later of what this agent
+received and the Device's `dateLastValueReported`, which any agent instance writes: with
+several instances splitting the uplinks, a device is not silent because another instance
+received it.
 
     "health": {"type": "Property", "value": "silent", "observedAt": "...",
                "reasons": {"type": "Property", "value": ["silent"]},
@@ -90,6 +93,7 @@ class _Broker:
     battery: float | None
     status: str | None
     reasons: tuple[str, ...]
+    last_reported: datetime | None = None
 
 
 def _as_list(value: Any) -> tuple[str, ...]:
@@ -104,6 +108,21 @@ def _value(attribute: Any) -> Any:
     if isinstance(attribute, Mapping):
         return attribute.get("value")
     return attribute
+
+
+def _instant(attribute: Any) -> datetime | None:
+    """A DateTime Property's value (`{"@type": "DateTime", "@value": ...}` or plain text) as
+    an aware datetime; None when absent or unreadable."""
+    value = _value(attribute)
+    if isinstance(value, Mapping):
+        value = value.get("@value")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 class FleetMonitor:
@@ -199,7 +218,7 @@ class FleetMonitor:
             for entity in client.iter_entities(
                 type="Device",
                 q="devEUI",
-                attrs="devEUI,batteryLevel,health",
+                attrs="devEUI,batteryLevel,health,dateLastValueReported",
                 context=DEVICE_CONTEXT,
             ):
                 dev_eui = _value(entity.get("devEUI"))
@@ -212,6 +231,7 @@ class FleetMonitor:
                     battery=float(battery) if isinstance(battery, int | float) else None,
                     status=_value(health) if health is not None else None,
                     reasons=_as_list(_value(reasons)),
+                    last_reported=_instant(entity.get("dateLastValueReported")),
                 )
         except NgsiError as exc:
             logger.warning(
@@ -245,6 +265,9 @@ class FleetMonitor:
                 if frames is not None and frames.last_received_at is not None:
                     last = max(last, frames.last_received_at) if last else frames.last_received_at
                 view = broker.get(device.dev_eui) if broker is not None else None
+                if view is not None and view.last_reported is not None:
+                    # another agent instance may have received the device's latest uplink
+                    last = max(last, view.last_reported) if last else view.last_reported
                 if view is not None and view.battery is not None:
                     self._batteries[key] = view.battery
                 figures = DeviceFigures(

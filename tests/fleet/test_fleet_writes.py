@@ -1,6 +1,8 @@
-"""How a fleet check writes `health`: the changed verdicts of a tenant in one batch update
-(not a request per device), a device whose entity is gone failing alone, unchanged verdicts
-not written again. The embedded broker over real HTTP; the client's transport counts requests."""
+"""How a fleet check reads and writes the broker: the changed verdicts of a tenant in one batch
+update (not a request per device), a device whose entity is gone failing alone, unchanged
+verdicts not written again, and the Device's `dateLastValueReported` counting as an uplink
+(another agent instance may have received it). The embedded broker over real HTTP; the
+client's transport counts requests."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 
 from agents.fleet import FleetMonitor, FleetSettings
 from agents.profiles import ProfileCatalog
-from agents.registry import RegisteredDevice, Registry
+from agents.registry import DEVICE_CONTEXT, RegisteredDevice, Registry
 from ngsi import Client
 from tests.broker.conftest import RunningBroker
 from tests.fleet.conftest import device_entity
@@ -37,24 +40,29 @@ def health(broker: RunningBroker, tenant: str, dev_eui: str) -> Any:
     return found.get("health") if found is not None else None
 
 
+def registered(client: Client, euis: list[str]) -> Registry:
+    """A registry of these devices, installed a day ago and silent since."""
+    registry = Registry(client, profiles=ProfileCatalog())
+    for eui in euis:
+        registry.register(
+            RegisteredDevice(
+                dev_eui=eui,
+                profile="temperature-humidity-lpp",
+                location={"type": "Point", "coordinates": [6.77, 51.22]},
+                date_installed=datetime.now(UTC) - timedelta(days=1),
+            )
+        )
+    registry.resync()
+    return registry
+
+
 def test_changed_health_goes_in_one_batch_and_a_missing_entity_fails_alone(
     broker: RunningBroker, tenant: str
 ) -> None:
-    installed = datetime.now(UTC) - timedelta(days=1)  # and silent since
     euis = [f"70B3D57ED00F05{n:02X}" for n in range(5)]
     transport = CountingTransport()
     with Client(broker.url, tenant=tenant, profile="embedded", transport=transport) as client:
-        registry = Registry(client, profiles=ProfileCatalog())
-        for eui in euis:
-            registry.register(
-                RegisteredDevice(
-                    dev_eui=eui,
-                    profile="temperature-humidity-lpp",
-                    location={"type": "Point", "coordinates": [6.77, 51.22]},
-                    date_installed=installed,
-                )
-            )
-        registry.resync()
+        registry = registered(client, euis)
         gone = euis[-1]  # its entity is deleted behind the registry's back
         httpx.delete(
             f"{broker.api}/entities/urn:ngsi-ld:Device:{gone}",
@@ -79,3 +87,32 @@ def test_changed_health_goes_in_one_batch_and_a_missing_entity_fails_alone(
         monitor.check()
         assert transport.requests[UPDATE] == 1
         assert (monitor.counters.writes, monitor.counters.write_failures) == (4, 2)
+
+
+def test_an_uplink_another_instance_reported_keeps_a_device_from_silence(
+    broker: RunningBroker, tenant: str
+) -> None:
+    reported, silent = "70B3D57ED00F0510", "70B3D57ED00F0511"
+    with Client(broker.url, tenant=tenant, profile="embedded") as client:
+        registry = registered(client, [reported, silent])
+        # what an agent instance writes with each uplink it receives
+        at = (datetime.now(UTC) - timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+        httpx.post(
+            f"{broker.api}/entities/urn:ngsi-ld:Device:{reported}/attrs",
+            content=orjson.dumps(
+                {
+                    "dateLastValueReported": {
+                        "type": "Property",
+                        "value": {"@type": "DateTime", "@value": at},
+                    },
+                    "@context": DEVICE_CONTEXT,
+                }
+            ),
+            headers={"Content-Type": "application/ld+json", "NGSILD-Tenant": tenant},
+            timeout=10,
+        ).raise_for_status()
+        monitor = FleetMonitor({tenant: registry}, ProfileCatalog())
+        verdicts = {verdict.dev_eui: verdict for verdict in monitor.check()}
+    assert verdicts[reported].status == "ok"
+    assert verdicts[silent].status == "silent"
+    assert health(broker, tenant, reported) == "ok"
