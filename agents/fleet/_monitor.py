@@ -125,6 +125,33 @@ def _instant(attribute: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+LOGGED_TURNS = 20
+"""Devices whose status changed that a check logs one by one; more are logged as a summary
+(a new fleet's first check, a gateway outage), each device then at debug level."""
+
+
+def _log_turns(turned: list[DeviceHealth]) -> None:
+    def text(health: DeviceHealth) -> str:
+        detail = f": {'; '.join(health.detail)}" if health.detail else ""
+        return f"device {health.dev_eui} is {health.status}{detail}"
+
+    if len(turned) <= LOGGED_TURNS:
+        for health in turned:
+            (logger.info if health.status == "ok" else logger.warning)("%s", text(health))
+        return
+    counts: dict[str, int] = {}
+    for health in turned:
+        counts[health.status] = counts.get(health.status, 0) + 1
+        logger.debug("%s", text(health))
+    log = logger.info if set(counts) == {"ok"} else logger.warning
+    log(
+        "%d devices changed health: %s (%s, ...; each at debug level)",
+        len(turned),
+        ", ".join(f"{count} {status}" for status, count in sorted(counts.items())),
+        ", ".join(health.dev_eui for health in turned[:5]),
+    )
+
+
 class FleetMonitor:
     """Checks the health of every device in service (see the module docstring).
 
@@ -332,6 +359,7 @@ class FleetMonitor:
             logger.warning("cannot write the health of %d devices: %s", len(changed), exc)
             return
         failed = {failure.entity_id: failure for failure in result.failed}
+        turned: list[DeviceHealth] = []
         with self._lock:
             self.counters.write_failures += len(failed)
             self.counters.writes += len(changed) - len(failed)
@@ -349,13 +377,8 @@ class FleetMonitor:
             previous = self._written.get(key)
             self._written[key] = (health.status, tuple(health.reasons))
             if previous is None or previous[0] != health.status:
-                log = logger.info if health.status == "ok" else logger.warning
-                log(
-                    "device %s is %s%s",
-                    health.dev_eui,
-                    health.status,
-                    f": {'; '.join(health.detail)}" if health.detail else "",
-                )
+                turned.append(health)
+        _log_turns(turned)
 
     # Reading -------------------------------------------------------------------------------
 

@@ -6,14 +6,17 @@ client's transport counts requests."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from agents.fleet import FleetMonitor, FleetSettings
+from agents.fleet._monitor import LOGGED_TURNS
 from agents.profiles import ProfileCatalog
 from agents.registry import DEVICE_CONTEXT, RegisteredDevice, Registry
 from ngsi import Client
@@ -57,7 +60,7 @@ def registered(client: Client, euis: list[str]) -> Registry:
 
 
 def test_changed_health_goes_in_one_batch_and_a_missing_entity_fails_alone(
-    broker: RunningBroker, tenant: str
+    broker: RunningBroker, tenant: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     euis = [f"70B3D57ED00F05{n:02X}" for n in range(5)]
     transport = CountingTransport()
@@ -74,13 +77,18 @@ def test_changed_health_goes_in_one_batch_and_a_missing_entity_fails_alone(
         )
 
         transport.requests.clear()
-        verdicts = monitor.check()
+        with caplog.at_level(logging.INFO, logger="agents.fleet"):
+            verdicts = monitor.check()
         assert sorted(verdict.dev_eui for verdict in verdicts) == euis
         assert {verdict.status for verdict in verdicts} == {"silent"}
         assert transport.requests[UPDATE] == 1
         assert not [path for _, path in transport.requests if path.endswith("/attrs")]
         assert (monitor.counters.writes, monitor.counters.write_failures) == (4, 1)
         assert [health(broker, tenant, eui) for eui in euis[:-1]] == ["silent"] * 4
+        said = [record.getMessage() for record in caplog.records]
+        for eui in euis[:-1]:
+            assert any(line.startswith(f"device {eui} is silent: ") for line in said)
+        assert any(f"urn:ngsi-ld:Device:{gone}" in line for line in said)
 
         # nothing changed: only the device without an entity is tried again
         transport.requests.clear()
@@ -116,3 +124,19 @@ def test_an_uplink_another_instance_reported_keeps_a_device_from_silence(
     assert verdicts[reported].status == "ok"
     assert verdicts[silent].status == "silent"
     assert health(broker, tenant, reported) == "ok"
+
+
+def test_many_changes_in_one_check_are_logged_as_a_summary(
+    broker: RunningBroker, tenant: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    euis = [f"70B3D57ED00F06{n:02X}" for n in range(LOGGED_TURNS + 5)]
+    with Client(broker.url, tenant=tenant, profile="embedded") as client:
+        monitor = FleetMonitor({tenant: registered(client, euis)}, ProfileCatalog())
+        with caplog.at_level(logging.INFO, logger="agents.fleet"):
+            monitor.check()
+    said = [record.getMessage() for record in caplog.records]
+    assert said == [
+        f"{len(euis)} devices changed health: {len(euis)} silent "
+        f"({', '.join(euis[:5])}, ...; each at debug level)"
+    ]
+    assert [health(broker, tenant, eui) for eui in euis] == ["silent"] * len(euis)
