@@ -4,8 +4,6 @@ replay | purge` and `uplinks replay`, beside a running agent."""
 from __future__ import annotations
 
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url, start_broker
+from tests.broker.conftest import RunningBroker, sdm_url
 from tests.conftest import Mosquitto, run_drehscheibe
 from tests.e2e.support import (
     agent_config,
@@ -45,19 +43,6 @@ entities:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return run_drehscheibe(*args, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-def tenant() -> str:
-    return "cli" + uuid.uuid4().hex[:10]
 
 
 def test_agent_check_reports_problems_by_path(tmp_path: Path) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,19 +53,6 @@ entities:
     attributes:
       temperature: {source: counter, unit: CEL}
 """
-
-
-@pytest.fixture
-def tenant() -> str:
-    return "fault" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 def observations(broker_url: str, tenant: str) -> dict[str, dict[str, Any]]:

@@ -5,8 +5,6 @@ sensor swaps behave."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from agents.registry import Registry
 from models import entity_from_ngsi
 from ngsi import Client
 from schemas import sdm_schemas
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url, start_broker
+from tests.broker.conftest import RunningBroker, sdm_url
 from tests.conftest import SHARED, Mosquitto
 from tests.e2e.support import (
     SECRET,
@@ -41,20 +39,6 @@ pytestmark = pytest.mark.mqtt
 WEATHER = sdm_url("Weather")
 ENVIRONMENT = sdm_url("Environment")
 DEVICE = sdm_url("Device")
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-def tenant() -> str:
-    """A tenant of its own for each test (the module shares one broker)."""
-    return "e2e" + uuid.uuid4().hex[:10]
 
 
 def client(broker: RunningBroker, tenant: str) -> Client:
