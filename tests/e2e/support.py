@@ -176,6 +176,7 @@ def register(
     location: tuple[float, float] = (13.4050, 52.5200),
     state: DeviceState = "active",
     profiles_dir: Path | None = None,
+    installed: datetime | None = None,
 ) -> RegisteredDevice:
     """Register a device in the broker, as `drehscheibe devices register` does."""
     from agents.profiles import ProfileCatalog
@@ -190,6 +191,7 @@ def register(
                 measuring_point=measuring_point,
                 location={"type": "Point", "coordinates": list(location)},
                 state=state,
+                date_installed=installed,
             )
         )
 
