@@ -425,9 +425,9 @@ class Outbox:
 
     @property
     def waiting(self) -> int:
-        """Items not leased (some may belong to entities an open lease holds)."""
-        with self.db.lock:
-            return self._depth - self._leased
+        """Items not leased (some may belong to entities an open lease holds). Read without
+        the database's lock, so that a `wait_until` condition may use it while a write runs."""
+        return self._depth - self._leased
 
     def oldest_age(self, now: datetime | None = None) -> timedelta | None:
         """How long the oldest item has waited, or None when the outbox is empty."""
