@@ -77,15 +77,6 @@ def start_broker(data_dir: Path, **settings: Any) -> Iterator[RunningBroker]:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    """One broker for the test module, with the SDM contexts preloaded."""
-    with start_broker(
-        tmp_path_factory.mktemp("broker-data"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def broker_url(broker: RunningBroker) -> str:
     """Base URL of the module's broker (`http://127.0.0.1:PORT`)."""
     return broker.url

@@ -12,7 +12,6 @@ import queue
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agents.downlink import DownlinkStore
 from agents.registry import DEVICE_CONTEXT
 from ngsi import Client
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
+from tests.broker.conftest import RunningBroker
 from tests.conftest import Mosquitto, free_port, run_drehscheibe
 from tests.e2e.support import (
     agent_config,
@@ -43,14 +42,6 @@ from tests.e2e.support import (
 pytestmark = pytest.mark.mqtt
 
 FRAME = lpp((0, "percentage", 80), (1, "temperature", 21.5), (2, "humidity", 55.0))
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 @pytest.fixture

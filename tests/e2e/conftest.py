@@ -1,22 +1,11 @@
-"""Fixtures of the end-to-end tests: one embedded broker per module (with the Smart Data
-Models contexts) and a tenant of its own for each test."""
+"""Fixtures of the end-to-end tests: a tenant of its own for each test (the module's embedded
+broker is the `broker` of tests/fixtures.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 @pytest.fixture

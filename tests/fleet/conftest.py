@@ -1,27 +1,18 @@
-"""Fixtures for the lifecycle and fleet-health tests: one embedded broker per module (with the
-Smart Data Models contexts), a tenant per test, the CLI as a real subprocess."""
+"""Fixtures for the lifecycle and fleet-health tests: a tenant per test (the module's embedded
+broker is the `broker` of tests/fixtures.py), the CLI as a real subprocess."""
 
 from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from agents.registry import DEVICE_CONTEXT
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
+from tests.broker.conftest import RunningBroker
 from tests.conftest import run_drehscheibe
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,19 +15,11 @@ import yaml
 
 from agents.delivery import DeadLetters, UplinkArchive
 from ngsi import Client, NonexistentTenant
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url, start_broker
+from tests.broker.conftest import RunningBroker, sdm_url
 from tests.conftest import free_port
 from tests.e2e.support import register, wait_for
 
 EUI = "70B3D57ED00000D4"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

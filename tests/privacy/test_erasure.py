@@ -16,20 +16,12 @@ import pytest
 from agents.delivery import DeadLetters, UplinkArchive
 from agents.privacy import Eraser, bbox_polygon
 from ngsi import Client
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url, start_broker
+from tests.broker.conftest import RunningBroker, sdm_url
 from tests.e2e.support import register
 
 A, B, C = "70B3D57ED00000A1", "70B3D57ED00000B2", "70B3D57ED00000C3"
 WEATHER, ENVIRONMENT = sdm_url("Weather"), sdm_url("Environment")
 BERLIN, DUESSELDORF = (13.4050, 52.5200), (6.7735, 51.2277)
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 def observation(

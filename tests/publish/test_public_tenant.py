@@ -14,13 +14,12 @@ from typing import Any
 
 import httpx
 import orjson
-import pytest
 
 from agents.consumers import Consumer, serve_in_thread
 from agents.publish import PublicProjection, PublishRules
 from agents.simulator import build_fleet, iter_messages
 from ngsi import Client
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
+from tests.broker.conftest import RunningBroker
 from tests.e2e.support import SECRET, agent_config, register, running_agent, wait_for
 
 KEY = b"public-projection-test-key-0123456789"
@@ -45,14 +44,6 @@ RULES: dict[str, Any] = {
     ],
 }
 COORDINATE_KEYS = {"coordinates", "bbox", "lat", "latitude", "lon", "lng", "longitude"}
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 def numbers_under(value: Any, *, inside: bool = False) -> Iterator[float]:

@@ -14,12 +14,12 @@ import orjson
 import pytest
 
 from ngsi import Client
-from tests.broker.conftest import RunningBroker, broker, broker_url  # noqa: F401
+from tests.broker.conftest import RunningBroker, broker_url  # noqa: F401
 from tests.conftest import free_port
 
 
 @pytest.fixture
-def client(broker: RunningBroker) -> Iterator[Client]:  # noqa: F811
+def client(broker: RunningBroker) -> Iterator[Client]:
     with Client(broker.url, profile="embedded", timeout=10) as made:
         yield made
 

@@ -4,14 +4,12 @@ is written: not to the outbox, the archive, the dead letters nor the broker."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from agents.runtime import Agent
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, sdm_url, start_broker
+from tests.broker.conftest import RunningBroker, sdm_url
 from tests.e2e.support import (
     SECRET,
     agent_config,
@@ -25,14 +23,6 @@ from tests.e2e.support import (
 TENANT = "security"
 DEV_EUI = "70B3D57ED00000F1"
 OBSERVATION = "urn:ngsi-ld:WeatherObserved:flood-gauge"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    with start_broker(
-        tmp_path_factory.mktemp("broker"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 def observation(broker: RunningBroker) -> httpx.Response:

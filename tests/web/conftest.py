@@ -1,7 +1,8 @@
 """Fixtures for the page: the embedded broker with the Smart Data Models contexts, the page's app
 served by uvicorn on a free port, and city entities written through `ngsi.Client`.
 
-- `broker`: one embedded broker per test module; tests keep apart by tenant (`tenant`).
+- `broker` (tests/fixtures.py): one embedded broker per test module; tests keep apart by
+  tenant (`tenant`).
 - `start_web(**settings)`: serves `create_app(WebSettings(...))` in a thread on a free port.
 - `write_device(...)`, `write_air_quality(...)`: a Device and its AirQualityObserved (with
   `refDevice` and `location`), each written with its own subject @context, as the agent does.
@@ -24,7 +25,6 @@ from drehscheibe.web import WebSettings, create_app
 from models import model_info
 from ngsi import Client
 from tests._serve import serve_app
-from tests.broker.conftest import SDM_CONTEXTS, RunningBroker, start_broker
 from tests.conftest import free_port
 
 DEVICE_CONTEXT = model_info("Device").context_url
@@ -48,15 +48,6 @@ def start_web(**settings: Any) -> Iterator[RunningWeb]:
         yield RunningWeb(
             url=served.url, settings=web_settings, server=served.server, thread=served.thread
         )
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
-    """One embedded broker for the module, with the Smart Data Models contexts preloaded."""
-    with start_broker(
-        tmp_path_factory.mktemp("broker-data"), preload_contexts=dict(SDM_CONTEXTS)
-    ) as running:
-        yield running
 
 
 @pytest.fixture
