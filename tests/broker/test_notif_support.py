@@ -9,7 +9,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -126,32 +126,32 @@ class Receiver:
 
     def wait(self, count: int = 1, *, timeout: float = 10.0) -> list[Received]:
         """The next `count` requests (AssertionError if they do not come in time)."""
+        return self._take(lambda taken: len(taken) >= count, f"{count} notifications", timeout)
+
+    def wait_entities(self, count: int, *, timeout: float = 10.0) -> list[Any]:
+        """The entities of the next notifications, until `count` came (the broker may carry
+        several changes that wait together in one notification)."""
+        taken = self._take(
+            lambda taken: sum(len(r.body["data"]) for r in taken) >= count,
+            f"{count} notified entities",
+            timeout,
+        )
+        return [entity for request in taken for entity in request.body["data"]]
+
+    def _take(
+        self, enough: Callable[[list[Received]], bool], expected: str, timeout: float
+    ) -> list[Received]:
         taken: list[Received] = []
         deadline = time.monotonic() + timeout
-        while len(taken) < count:
+        while not enough(taken):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"expected {count} notifications, got {len(taken)}: {taken}")
+                raise AssertionError(f"expected {expected}, got {len(taken)} requests: {taken}")
             try:
                 taken.append(self.requests.get(timeout=remaining))
             except queue.Empty:
                 continue
         return taken
-
-    def wait_entities(self, count: int, *, timeout: float = 10.0) -> list[Any]:
-        """The entities of the next notifications, until `count` came (the broker may carry
-        several changes that wait together in one notification)."""
-        entities: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while len(entities) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"expected {count} notified entities, got {entities}")
-            try:
-                entities.extend(self.requests.get(timeout=remaining).body["data"])
-            except queue.Empty:
-                continue
-        return entities
 
     def none_within(self, seconds: float) -> None:
         """Assert that no request arrives within `seconds`."""
