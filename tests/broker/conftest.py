@@ -64,6 +64,26 @@ class RunningBroker:
     def port(self) -> int:
         return self.settings.port
 
+    def entity(
+        self, entity_id: str, *, tenant: str, context: str | None = None, **params: str
+    ) -> dict[str, Any] | None:
+        """GET the entity (terms compacted with `context`, expanded without), or None when
+        the broker does not have it."""
+        headers = {"NGSILD-Tenant": tenant}
+        if context is not None:
+            headers["Link"] = (
+                f'<{context}>; rel="http://www.w3.org/ns/json-ld#context"; '
+                'type="application/ld+json"'
+            )
+        response = httpx.get(
+            f"{self.api}/entities/{entity_id}", params=params, headers=headers, timeout=10
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
 
 @contextlib.contextmanager
 def start_broker(data_dir: Path, **settings: Any) -> Iterator[RunningBroker]:

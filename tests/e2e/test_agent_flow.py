@@ -48,26 +48,7 @@ def client(broker: RunningBroker, tenant: str) -> Client:
 def entity(
     broker: RunningBroker, tenant: str, entity_id: str, context: str | None
 ) -> dict[str, Any] | None:
-    response = httpx.get(
-        f"{broker.api}/entities/{entity_id}",
-        headers={
-            "NGSILD-Tenant": tenant,
-            **(
-                {
-                    "Link": f'<{context}>; rel="http://www.w3.org/ns/json-ld#context"; '
-                    'type="application/ld+json"'
-                }
-                if context
-                else {}
-            ),
-        },
-        timeout=10,
-    )
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    found: dict[str, Any] = response.json()
-    return found
+    return broker.entity(entity_id, tenant=tenant, context=context)
 
 
 def context_iri(subject: str, term: str) -> str:

@@ -7,7 +7,6 @@ import subprocess
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from agents.registry import DEVICE_CONTEXT
@@ -39,18 +38,10 @@ def device_entity(
     broker: RunningBroker, tenant: str, dev_eui: str, **params: str
 ) -> dict[str, Any] | None:
     """The Device entity of `dev_eui` in keyValues (with further query `params`), or None."""
-    response = httpx.get(
-        f"{broker.api}/entities/urn:ngsi-ld:Device:{dev_eui}",
-        params={"options": "keyValues", **params},
-        headers={
-            "Link": f'<{DEVICE_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; '
-            'type="application/ld+json"',
-            "NGSILD-Tenant": tenant,
-        },
-        timeout=10,
+    return broker.entity(
+        f"urn:ngsi-ld:Device:{dev_eui}",
+        tenant=tenant,
+        context=DEVICE_CONTEXT,
+        options="keyValues",
+        **params,
     )
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    found: dict[str, Any] = response.json()
-    return found

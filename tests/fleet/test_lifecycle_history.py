@@ -44,16 +44,7 @@ def link(context: str) -> dict[str, str]:
 
 
 def current(broker: RunningBroker, tenant: str, entity_id: str) -> dict[str, Any] | None:
-    response = httpx.get(
-        f"{broker.api}/entities/{entity_id}",
-        headers={**link(WEATHER), "NGSILD-Tenant": tenant},
-        timeout=10,
-    )
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    found: dict[str, Any] = response.json()
-    return found
+    return broker.entity(entity_id, tenant=tenant, context=WEATHER)
 
 
 def temperature(broker: RunningBroker, tenant: str) -> float | None:
