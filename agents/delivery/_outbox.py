@@ -167,6 +167,9 @@ _INSERT = (
     "INSERT INTO outbox (tenant, context, entity_id, entity_type, body, dev_eui, f_cnt, "
     "observed_us, enqueued_us)"
 )
+_MAX_SKIPPED_RUNS = 64
+"""Open leases' id runs that a lease's query excludes at most (beyond, Python skips them)."""
+
 _SELECT = (
     "SELECT id, entity_id, entity_type, tenant, context, body, dev_eui, f_cnt, observed_us, "
     "enqueued_us, attempts FROM outbox"
@@ -218,6 +221,8 @@ class Outbox:
         self._leased = 0
         self._held: dict[tuple[str, str], int] = {}
         """Open leases' items by entity (tenant, id): what `lease` leaves alone."""
+        self._open: dict[Transaction, list[tuple[int, int]]] = {}
+        """Open leases' item ids as runs."""
         self._changed = threading.Condition(threading.Lock())
         self._generation = 0
 
@@ -308,7 +313,16 @@ class Outbox:
         size = 0
         with self.db.read() as conn:
             held = self._held
-            cursor = conn.execute(_SELECT + " ORDER BY id")
+            # SQLite passes over the rows open leases hold without handing them to Python.
+            skip = [run for runs in self._open.values() for run in runs]
+            if len(skip) > _MAX_SKIPPED_RUNS:
+                skip = []
+            where = " AND ".join(["id NOT BETWEEN ? AND ?"] * len(skip))
+            cursor = conn.execute(
+                _SELECT + (" WHERE " + where if where else "") + " ORDER BY id",
+                [bound for run in skip for bound in run],
+            )
+            make = QueuedItem._make
             full = False
             try:
                 while not full:
@@ -318,11 +332,12 @@ class Outbox:
                     for row in rows:
                         if held and (row[3] or "", row[1]) in held:
                             continue
-                        if items and size + len(row[5]) > max_bytes:
+                        length = len(row[5])
+                        if items and size + length > max_bytes:
                             full = True
                             break
-                        items.append(_queued(row))
-                        size += len(row[5])
+                        items.append(make(row))
+                        size += length
                         if len(items) >= max_items:
                             full = True
                             break
@@ -332,7 +347,10 @@ class Outbox:
             for item in items:
                 key = (item.tenant or "", item.entity_id)
                 held[key] = held.get(key, 0) + 1
-        return Transaction(self, items)
+            tx = Transaction(self, items)
+            if items:
+                self._open[tx] = _runs([item.id for item in items])
+        return tx
 
     def _end(self, tx: Transaction) -> None:
         accepted = [item for item in tx.items if item.id in tx._accepted]
@@ -367,10 +385,10 @@ class Outbox:
         except BaseException:
             # Nothing changed: the items stay, free to be leased again.
             with self.db.lock:
-                self._unlease(tx.items)
+                self._unlease(tx)
             raise
         with self.db.lock:
-            self._unlease(tx.items)
+            self._unlease(tx)
             self._depth -= len(gone)
             self._watermarks.update(moved)
             self.counters.accepted += len(accepted)
@@ -381,10 +399,11 @@ class Outbox:
             # items this lease held back from other leases may be taken now
             self.notify()
 
-    def _unlease(self, items: Sequence[QueuedItem]) -> None:
+    def _unlease(self, tx: Transaction) -> None:
         held = self._held
-        self._leased -= len(items)
-        for item in items:
+        self._open.pop(tx, None)
+        self._leased -= len(tx.items)
+        for item in tx.items:
             key = (item.tenant or "", item.entity_id)
             left = held[key] - 1
             if left:

@@ -193,6 +193,21 @@ def test_a_lease_leaves_the_entities_another_open_lease_holds(outbox: Outbox) ->
     assert [item.id for item in outbox.lease(10).items] == more
 
 
+@pytest.mark.parametrize("open_leases", [3, 70])
+def test_many_open_leases_leave_their_items_and_entities(outbox: Outbox, open_leases: int) -> None:
+    # each reading its own lease, one id run each: past the number of runs the query skips
+    # itself, the lease still leaves every held item and every held entity's later readings
+    ids = outbox.put_many([reading(i, device=i) for i in range(open_leases)])
+    held = [outbox.lease(1) for _ in range(open_leases)]
+    assert [tx.items[0].id for tx in held] == ids
+    later = outbox.put_many([reading(100, device=0), reading(101, device=1000)])
+    assert [item.id for item in outbox.lease(10).items] == [later[1]]
+    for tx in held:
+        tx.accept([tx.items[0].id])
+        tx.commit()
+    assert [item.id for item in outbox.lease(10).items] == [later[0]]
+
+
 def test_lease_stops_at_max_bytes_but_always_hands_out_one_item(outbox: Outbox) -> None:
     outbox.put_many([reading(i, device=i) for i in range(4)])
     size = len(outbox.items()[0].body)
