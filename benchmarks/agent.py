@@ -416,11 +416,15 @@ class RunResult:
     p50: float
     p99: float
     peak_mib: float
+    writes: float
 
     @property
     def rate(self) -> float:
         """Uplinks that reached the broker per second (those a full queue dropped not counted)."""
         return (self.uplinks - self.lost) / self.seconds
+
+
+_WRITES = "drehscheibe_broker_write_seconds_count"
 
 
 class Watch:
@@ -496,6 +500,7 @@ def one_run(
             _, figures = wait_delivered(url, warm, timeout=300)
             base = accepted(figures)
             dropped_before = dropped(figures)
+            writes_before = figures.get(_WRITES, 0)
             count = int(args.rate * args.seconds)
             cpu0 = cpu_seconds(agent.pid)
             broker0 = cpu_seconds(broker_pid)
@@ -511,6 +516,7 @@ def one_run(
             publisher.close()
         peak = peak_memory_mib(agent.pid)
         lost = dropped(figures) - dropped_before
+        writes = figures.get(_WRITES, 0) - writes_before
     seconds = ended - started
     found = latencies(broker_url, tenant)
     return RunResult(
@@ -524,6 +530,7 @@ def one_run(
         p50=percentile(found, 0.5),
         p99=percentile(found, 0.99),
         peak_mib=peak,
+        writes=writes,
     )
 
 
@@ -809,7 +816,8 @@ def main() -> None:
                     f"latency p50 {result.p50 * 1000:.0f} ms p99 {result.p99 * 1000:.0f} ms, "
                     f"peak memory {result.peak_mib:.0f} MiB; broker CPU "
                     f"{result.broker_cpu_ms_per_uplink:.3f} ms/uplink, largest queue "
-                    f"{result.max_queue:.0f}, largest outbox {result.max_outbox:.0f}"
+                    f"{result.max_queue:.0f}, largest outbox {result.max_outbox:.0f}, "
+                    f"{result.writes:.0f} batch writes"
                     + (f"; {result.lost:.0f} DROPPED (queue full, QoS 0)" if result.lost else ""),
                     flush=True,
                 )
