@@ -27,7 +27,8 @@ second, passes of a handful of items each would cost more than the items. A pass
 the outbox without a full batch waiting is therefore followed by a pause of up to `linger`
 seconds, which a full batch or `stop` ends at once. An idle sender still wakes at the first
 put, so a reading after a quiet spell goes out at once; the readings right after it wait at
-most `linger`.
+most `linger`. With several workers, an idle one wakes at a put only when no other is busy
+(lingering included), or when a full batch waits.
 
 Threads, not asyncio: the agent's sources are paho-mqtt threads and the NGSI-LD client is
 blocking. With `workers` above one, that many threads each lease, write and end batches side by
@@ -409,6 +410,7 @@ class Sender:
         self._lock = threading.Lock()
         self._opened: list[Sink] = []
         self._alive = 0
+        self._busy = 0  # workers not waiting idle: passing, lingering or backing off
         self._stop = threading.Event()
         self._deadline = 0.0
 
@@ -505,7 +507,7 @@ class Sender:
             raise RuntimeError(f"sender {self.name} is running already")
         self._stop.clear()
         self._opened = []
-        self._alive = self.workers
+        self._alive = self._busy = self.workers
         self._threads = [
             threading.Thread(
                 target=self._run,
@@ -568,7 +570,7 @@ class Sender:
                 if report.leased == 0 and report.error is None:
                     if stopping:
                         break
-                    self.outbox.wait(generation, self.idle_wait)
+                    self._idle(generation)
                     continue
                 if report.needs_backoff:
                     if stopping:
@@ -581,6 +583,25 @@ class Sender:
                         self._linger()
         finally:
             self._leave()
+
+    def _idle(self, generation: int) -> None:
+        """Wait for work: items put while no other worker is busy (a busy one, lingering
+        included, takes them with its next pass), a full batch, or `stop`."""
+        outbox = self.outbox
+        with self._lock:
+            self._busy -= 1
+        try:
+            outbox.wait_until(
+                lambda: (
+                    self._stop.is_set()
+                    or outbox.waiting >= self.batch_size
+                    or (self._busy == 0 and outbox.generation != generation)
+                ),
+                self.idle_wait,
+            )
+        finally:
+            with self._lock:
+                self._busy += 1
 
     def _linger(self) -> None:
         """Give the next batch up to `linger` seconds to fill (see the module docstring)."""

@@ -296,20 +296,26 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
-def lingering(outbox: Outbox, *, batch_size: int, linger: float) -> tuple[FakeSink, Sender]:
+def lingering(
+    outbox: Outbox, *, batch_size: int, linger: float, workers: int = 1
+) -> tuple[FakeSink, Sender]:
     """A started sender that has just sent one reading, so that it lingers now."""
     sink = FakeSink()
-    sender = Sender(outbox, sink, batch_size=batch_size, backoff=FAST, linger=linger)
+    sender = Sender(
+        outbox, sink, batch_size=batch_size, backoff=FAST, linger=linger, workers=workers
+    )
     sender.start()
     outbox.put_many([reading(1)])
     _wait_for(lambda: len(sink.writes) == 1)  # an idle sender goes at once
     return sink, sender
 
 
-def test_after_a_pass_without_a_full_batch_the_sender_lingers(outbox: Outbox) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_after_a_pass_without_a_full_batch_the_sender_lingers(outbox: Outbox, workers: int) -> None:
     with pytest.raises(ValueError, match="linger"):
         Sender(outbox, FakeSink(), linger=-1)
-    sink, sender = lingering(outbox, batch_size=100, linger=1.0)
+    # with two workers, the idle one leaves the puts to the one that lingers
+    sink, sender = lingering(outbox, batch_size=100, linger=1.0, workers=workers)
     try:
         seen = time.monotonic()
         outbox.put_many([reading(2)])
