@@ -397,7 +397,11 @@ def agent_document(
                 },
             }
         ],
-        "pipeline": {"queue_size": 50000, "batch_size": 1000, "batch_wait": args.batch_wait},
+        "pipeline": {
+            "queue_size": 50000,
+            "batch_size": args.pipeline_batch,
+            "batch_wait": args.batch_wait,
+        },
         "archive": {"enabled": not args.no_archive, "level": 1},
         "outbox": {"max_depth": None},
         "logging": {"level": "warning"},
@@ -709,6 +713,13 @@ def main() -> None:
         type=float,
         default=0.02,
         help="seconds the pipeline waits for a fuller batch (the agent's pipeline.batch_wait)",
+    )
+    parser.add_argument(
+        "--pipeline-batch",
+        type=int,
+        default=1000,
+        help="uplinks the pipeline takes per batch at most (the agent's pipeline.batch_size; "
+        "with --in-process, the size of every batch)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument(
