@@ -136,7 +136,10 @@ def demo(
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
+    # SIGINT too: a shell without job control starts a background `demo &` with SIGINT
+    # ignored, and Python then leaves it ignored.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
     try:
         typer.echo(f"starting the demo in {layout.data} ...", err=True)
         stack.start_drehscheibe(

@@ -59,7 +59,14 @@ def _start(data: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
     for option, port in ports.items():
         argv += [option, str(port)]
     argv += ["--devices", str(DEVICES), "--rate", "6"]
-    return subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    # as a shell without job control starts `demo &`: Ctrl-C (SIGINT) must stop it all the same
+    return subprocess.Popen(
+        argv,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN),
+    )
 
 
 def _wait_for_banner(demo: subprocess.Popen[str]) -> str:
