@@ -48,6 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from agents._threads import name_native_thread
 from agents.delivery._outbox import Outbox, QueuedItem, Rejection, Transaction
 from ngsi import Client, NgsiApiError, NgsiTransportError, ProblemDetails, RawEntity
 from ngsi._batch import BatchResult
@@ -546,6 +547,7 @@ class Sender:
         return self.outbox.depth == 0
 
     def _run(self) -> None:
+        name_native_thread()
         sinks = [self.sink] + ([self.history_sink] if self.history_sink is not None else [])
         try:
             while True:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from agents._threads import name_native_thread
 from agents.downlink._commands import (
     STATUS_SUFFIX,
     EncoderCache,
@@ -480,6 +481,7 @@ class DownlinkRelay:
         return record
 
     def _run(self) -> None:
+        name_native_thread()
         while True:
             job = self._work.get()
             if job is None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agents._threads import name_native_thread
 from agents.delivery import Database, FrameCounters, UplinkArchive
 from agents.fleet._backfill import Backfiller
 from agents.fleet._health import (
@@ -214,6 +215,7 @@ class FleetMonitor:
             self.backfiller.close()
 
     def _run(self) -> None:
+        name_native_thread()
         while not self._stop.wait(self.settings.interval):
             try:
                 self.check()

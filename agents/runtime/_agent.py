@@ -51,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from agents._threads import name_native_thread
 from agents.delivery import (
     Backoff,
     NgsiSink,
@@ -532,6 +533,7 @@ class Agent:
         return time.monotonic()
 
     def _keep(self) -> None:
+        name_native_thread()
         mapper = self.mapper
         assert mapper is not None
         subscribed = False

@@ -52,6 +52,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agents._threads import name_native_thread
 from agents.runtime._config import MqttConfig, SourceConfig
 from agents.runtime._messages import Message, MessageQueue, Outcome, SourceInfo
 
@@ -353,6 +354,7 @@ class MqttSource:
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         try:
+            name_native_thread(f"mqtt-{self.name}")  # paho's thread, started by paho
             if reason_code.is_failure:
                 self.connected = False
                 self.counters.refused += 1

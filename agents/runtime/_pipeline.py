@@ -57,6 +57,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from agents._threads import name_native_thread
 from agents.codecs import CodecError
 from agents.delivery import (
     DeadLetterReason,
@@ -343,6 +344,7 @@ class Pipeline:
     _deadline = 0.0
 
     def _run(self) -> None:
+        name_native_thread()
         while True:
             stopping = self._stop.is_set()
             if stopping and (not len(self.queue) or time.monotonic() > self._deadline):
