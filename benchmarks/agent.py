@@ -17,7 +17,10 @@ one warm-up round. It prints, per run and as the median over the runs:
 * uplinks/s end to end: uplinks published ÷ (time from the first publish until the agent has
   committed all of them and its outbox is empty, i.e. every entity is in the broker);
 * the agent's CPU per uplink (user + system of the agent process, from /proc, over the same
-  window, including its MQTT client, pipeline, outbox, archive, sender and HTTP client);
+  window, including its MQTT client, pipeline, outbox, archive, sender and HTTP client), and
+  the same by thread: the pipeline, the sender's workers, the MQTT client, the others (the
+  agent names its threads; /proc/<pid>/task);
+* the batch writes the sender made (entities per write is what `--linger` trades for latency);
 * p50 / p99 latency from publish to entity in the broker: each uplink carries its publish time
   as gateway and network-server time, so it is the entity attribute's `observedAt`; the broker's
   `modifiedAt` of that attribute is when it was written. Measured on every device's last uplink
@@ -106,6 +109,25 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+THREAD_GROUPS = (("agent-pipeline", "pipeline"), ("outbox-sender", "sender"), ("mqtt-", "mqtt"))
+"""The agent's native thread names (prefixes) and the figure each counts in; others: `other`."""
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU time so far of a process's threads, summed by `THREAD_GROUPS`."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        group = next((g for prefix, g in THREAD_GROUPS if name.startswith(prefix)), "other")
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        found[group] = found.get(group, 0.0) + seconds
+    return found
 
 
 def peak_memory_mib(pid: int) -> float:
@@ -421,6 +443,7 @@ class RunResult:
     p99: float
     peak_mib: float
     writes: float
+    threads_ms: dict[str, float]
 
     @property
     def rate(self) -> float:
@@ -507,6 +530,7 @@ def one_run(
             writes_before = figures.get(_WRITES, 0)
             count = int(args.rate * args.seconds)
             cpu0 = cpu_seconds(agent.pid)
+            threads0 = thread_cpu_seconds(agent.pid)
             broker0 = cpu_seconds(broker_pid)
             watch = Watch(url)
             started = publish(
@@ -514,6 +538,7 @@ def one_run(
             )
             ended, figures = wait_delivered(url, base + count, timeout=600)
             cpu1 = cpu_seconds(agent.pid)
+            threads1 = thread_cpu_seconds(agent.pid)
             broker1 = cpu_seconds(broker_pid)
             watch.stop()
         finally:
@@ -535,6 +560,10 @@ def one_run(
         p99=percentile(found, 0.99),
         peak_mib=peak,
         writes=writes,
+        threads_ms={
+            group: (threads1.get(group, 0.0) - threads0.get(group, 0.0)) / count * 1000
+            for group in (*(g for _, g in THREAD_GROUPS), "other")
+        },
     )
 
 
@@ -828,7 +857,9 @@ def main() -> None:
                     f"peak memory {result.peak_mib:.0f} MiB; broker CPU "
                     f"{result.broker_cpu_ms_per_uplink:.3f} ms/uplink, largest queue "
                     f"{result.max_queue:.0f}, largest outbox {result.max_outbox:.0f}, "
-                    f"{result.writes:.0f} batch writes"
+                    f"{result.writes:.0f} batch writes; agent CPU by thread "
+                    + ", ".join(f"{g} {ms:.3f}" for g, ms in result.threads_ms.items())
+                    + " ms/uplink"
                     + (f"; {result.lost:.0f} DROPPED (queue full, QoS 0)" if result.lost else ""),
                     flush=True,
                 )
@@ -844,7 +875,13 @@ def main() -> None:
             f"agent CPU {statistics.median(r.cpu_ms_per_uplink for r in results):.3f} ms/uplink, "
             f"latency p50 {statistics.median(r.p50 for r in results) * 1000:.0f} ms "
             f"p99 {statistics.median(r.p99 for r in results) * 1000:.0f} ms, "
-            f"peak memory {statistics.median(r.peak_mib for r in results):.0f} MiB"
+            f"peak memory {statistics.median(r.peak_mib for r in results):.0f} MiB; "
+            "agent CPU by thread "
+            + ", ".join(
+                f"{group} {statistics.median(r.threads_ms[group] for r in results):.3f}"
+                for group in results[0].threads_ms
+            )
+            + " ms/uplink"
         )
         print("targets: >= 5000 uplinks/s sustained, <= 0.1 ms agent CPU per uplink")
         medians = {
@@ -856,6 +893,12 @@ def main() -> None:
             "latency_p50_ms": statistics.median(r.p50 for r in results) * 1000,
             "latency_p99_ms": statistics.median(r.p99 for r in results) * 1000,
             "peak_memory_mib": statistics.median(r.peak_mib for r in results),
+            **{
+                f"{group}_cpu_ms_per_uplink": statistics.median(
+                    r.threads_ms[group] for r in results
+                )
+                for group in results[0].threads_ms
+            },
             "runs": len(results),
             "settings": {
                 "devices": args.devices,
@@ -866,6 +909,7 @@ def main() -> None:
                 "in_flight": args.in_flight,
                 "linger": args.linger,
                 "batch_wait": args.batch_wait,
+                "pipeline_batch": args.pipeline_batch,
             },
         }
         if args.save is not None:
