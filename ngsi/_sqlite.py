@@ -5,6 +5,13 @@ lock around every step. When other threads are busy, one of them takes the lock 
 taking it back costs a thread switch: a 1000-row executemany then takes some 30 µs per row
 instead of 5, most of it waiting, with the writer's own locks held. `insert_rows` writes the
 rows with one multi-row `INSERT ... VALUES (...), (...)` per chunk instead: one step per chunk.
+
+Binding a parameter that is not exactly an int, float or str (a `bytes` body, a None, a bool),
+sqlite3 first looks for an adapter in its table and then for `__adapt__` and `__conform__`
+attributes, and on Python 3.11 each attribute it does not find costs a formatted AttributeError.
+This module registers adapters that return those values as they are (sqlite3 binds them exactly
+as without one), so that the table answers at once: about a third of an insert's binding time
+for a row with a body.
 """
 
 from __future__ import annotations
@@ -15,6 +22,15 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["chunk_size", "insert_rows"]
+
+
+def _none(value: None) -> None:
+    return value
+
+
+sqlite3.register_adapter(bytes, bytes)
+sqlite3.register_adapter(type(None), _none)
+sqlite3.register_adapter(bool, int)
 
 _MAX_ROWS = 1000
 """Rows per statement at most: larger statements save nothing more."""
