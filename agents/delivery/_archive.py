@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from agents.delivery._db import Database, Synchronous, from_us, now_us, to_us
 from ngsi._sqlite import insert_rows
@@ -88,9 +88,9 @@ def _decompress(codec: int, data: bytes) -> bytes:
     raise ValueError(f"archived uplink compressed with unknown codec {codec}")
 
 
-@dataclass(frozen=True, slots=True)
-class RawUplink:
-    """One message to archive: the original bytes and where and when it came from."""
+class RawUplink(NamedTuple):
+    """One message to archive: the original bytes and where and when it came from (a named
+    tuple: every uplink makes one)."""
 
     source: str
     payload: bytes

@@ -48,9 +48,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from agents.delivery._db import Database, from_us, now_us, to_us
 from agents.delivery._metrics import DeliveryCounters
@@ -65,8 +65,9 @@ _HALF = 1 << 31
 _ACCEPTED: frozenset[str] = frozenset({"first", "next", "late", "reset", "untracked"})
 
 
-@dataclass(frozen=True, slots=True)
-class _State:
+class _State(NamedTuple):
+    """One device's frame-counter state; a named tuple because every uplink makes a new one."""
+
     start: int
     last: int
     window: int
@@ -78,12 +79,12 @@ class _State:
     join_pending: bool
 
 
-@dataclass(frozen=True, slots=True)
-class FrameVerdict:
-    """What `FrameCounters.check` decided for one uplink.
+class FrameVerdict(NamedTuple):
+    """What `FrameCounters.check` decided for one uplink (a named tuple: one per uplink).
 
     `gap` is how many fCnts this frame skipped (only for `next`). `session` numbers the
-    device's frame-counter sessions (0 for the first one seen, +1 at every reset).
+    device's frame-counter sessions (0 for the first one seen, +1 at every reset). `before` and
+    `after` are the device's state around the check, for `persist` and `rollback`.
     """
 
     dev_eui: str | None
@@ -91,8 +92,8 @@ class FrameVerdict:
     kind: FrameKind
     gap: int = 0
     session: int = 0
-    _before: _State | None = field(default=None, repr=False, compare=False)
-    _after: _State | None = field(default=None, repr=False, compare=False)
+    before: _State | None = None
+    after: _State | None = None
 
     @property
     def accepted(self) -> bool:
@@ -281,8 +282,7 @@ class FrameCounters:
                 return "duplicate", 0, None
             # Only a frame after the session's first one filled a gap that was counted.
             filled = (f - state.start) % _MOD < (state.last - state.start) % _MOD
-            after = replace(
-                state,
+            after = state._replace(
                 window=state.window | bit,
                 gaps=state.gaps - 1 if filled else state.gaps,
                 reordered=state.reordered + 1 if filled else state.reordered,
@@ -310,19 +310,19 @@ class FrameCounters:
         """Undo verdicts that will not be committed (the outbox transaction failed), last first."""
         with self._lock:
             for verdict in reversed(verdicts):
-                if verdict.dev_eui is None or verdict._after is None:
+                if verdict.dev_eui is None or verdict.after is None:
                     continue
-                if verdict._before is None:
+                if verdict.before is None:
                     self._states.pop(verdict.dev_eui, None)
                 else:
-                    self._states[verdict.dev_eui] = verdict._before
+                    self._states[verdict.dev_eui] = verdict.before
 
     def persist(self, conn: sqlite3.Connection, verdicts: Iterable[FrameVerdict]) -> None:
         """Write the state the verdicts left, inside the caller's transaction (the outbox's)."""
         latest: dict[str, _State] = {}
         for verdict in verdicts:
-            if verdict.dev_eui is not None and verdict._after is not None:
-                latest[verdict.dev_eui] = verdict._after
+            if verdict.dev_eui is not None and verdict.after is not None:
+                latest[verdict.dev_eui] = verdict.after
         if latest:
             stamp = now_us()
             insert_rows(
@@ -358,7 +358,7 @@ class FrameCounters:
             state = self._states.get(dev_eui)
             if state is None:
                 return
-            state = replace(state, join_pending=True)
+            state = state._replace(join_pending=True)
             self._states[dev_eui] = state
         with self.db.write() as conn:
             insert_rows(conn, _UPSERT, [self._row(dev_eui, state, now_us())])

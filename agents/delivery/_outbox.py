@@ -70,8 +70,7 @@ class OutboxFull(RuntimeError):
     """The outbox holds `max_depth` items already; do not acknowledge the uplink."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
+class OutboxItem(NamedTuple):
     """One entity to deliver, with where it goes and where it came from.
 
     `entity` is a normalized NGSI-LD entity (`id` and `type` required), without `@context`:
@@ -79,6 +78,7 @@ class OutboxItem:
     None means the client's default). `tenant` None means the sink's default tenant.
     `dev_eui` and `f_cnt` name the uplink it came from. `observed_at` orders the readings of one
     entity; when None it is taken from the entity (the latest `observedAt` of its attributes).
+    A named tuple, like `QueuedItem`: every uplink makes two.
     """
 
     entity: Mapping[str, Any]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -166,7 +165,7 @@ def test_a_leased_item_is_not_leased_twice_until_its_transaction_ends(outbox: Ou
 
 
 def test_a_lease_leaves_the_entities_another_open_lease_holds(outbox: Outbox) -> None:
-    other_tenant = dataclasses.replace(reading(9, device=1), tenant="harbour")
+    other_tenant = reading(9, device=1)._replace(tenant="harbour")
     ids = outbox.put_many(
         [
             reading(0, device=1),
