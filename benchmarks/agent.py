@@ -4,7 +4,7 @@
                                          [--runs 3] [--qos 0|1] [--no-archive]
                                          [--broker-batch 1000] [--in-flight 2]
                                          [--linger 0.1] [--batch-wait 0.02]
-                                         [--in-process [--profile FILE]]
+                                         [--in-process [--profile FILE] [--instructions]]
                                          [--save FILE.json] [--compare FILE.json]
 
 Every component runs as its own process: Mosquitto, the embedded NGSI-LD broker (`drehscheibe
@@ -35,6 +35,14 @@ shared, loaded machine these figures vary far less than the end-to-end ones; the
 the MQTT client (paho) and the agent's idle threads. The pipeline's figure of a run is the mean
 over its batches (the garbage collector's long pauses fall into a few of them).
 
+`--in-process --instructions` counts instead the machine instructions the measured pipeline
+and sender passes execute (valgrind's callgrind, collecting only inside them; one process per
+part, side by side). Counts hardly move with the machine's load, so they show a change of a
+few per cent that the timings cannot; they say nothing of cache misses and waits. It needs
+valgrind and a Python whose library keeps its symbols (pyenv's does, Debian's does not); the
+run is some fifty times slower, so use a few hundred devices: `--devices 500 --rate 250
+--seconds 4 --runs 1`.
+
 `--save` writes the medians to a JSON file; `--compare` reads such a file (an earlier run, say
 before a change) and prints each median's ratio to it.
 
@@ -51,6 +59,7 @@ import cProfile
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -73,6 +82,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SUBJECTS = ("Environment", "Weather", "Device", "Parking", "Transportation")
+PARTS = ("pipeline", "sender")
+"""What `--instructions` counts, each in a process of its own."""
 
 
 def context_url(subject: str) -> str:
@@ -655,12 +666,16 @@ def in_process(
                     began = time.thread_time()
                     if profiles is not None:
                         profiles[0].runcall(pipeline.process, chunk)
+                    elif args.instructions_of == "pipeline":
+                        sys.call_tracing(pipeline.process, (chunk,))  # where callgrind counts
                     else:
                         pipeline.process(chunk)
                     per_batch.append((time.thread_time() - began) / len(chunk) * 1000)
                 broker0 = cpu_seconds(broker_pid)
                 if profiles is not None:
                     spent, left = profiles[1].runcall(drain)
+                elif args.instructions_of == "sender":
+                    spent, left = sys.call_tracing(drain, ())
                 else:
                     spent, left = drain()
                 broker_ms = (cpu_seconds(broker_pid) - broker0) / count * 1000
@@ -703,6 +718,68 @@ def in_process(
             mapper.close()
             if archive is not None:
                 archive.close()
+
+
+def count_instructions(args: Any) -> None:
+    """`--instructions`: this benchmark with `--in-process` under callgrind, once per part,
+    collecting only inside `sys.call_tracing` (which the measured passes are run through)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+    inner = [arg for arg in sys.argv[1:] if arg != "--instructions"]
+    work = Path(tempfile.mkdtemp(prefix="agent-instructions-"))
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for part in PARTS:
+            command = [
+                valgrind,
+                "--tool=callgrind",
+                "--collect-atstart=no",
+                "--toggle-collect=sys_call_tracing",
+                f"--callgrind-out-file={work / part}.callgrind",
+                sys.executable,
+                str(Path(__file__).resolve()),
+                *inner,
+                "--instructions-of",
+                part,
+            ]
+            with (work / f"{part}.log").open("wb") as log:
+                running[part] = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "PYTHONHASHSEED": "0"},
+                )
+        print(f"counting instructions under valgrind (logs in {work}) ...", flush=True)
+        for part, child in running.items():
+            child.wait()
+            log_text = (work / f"{part}.log").read_text(errors="replace")
+            if child.returncode:
+                raise SystemExit(f"the {part} run failed:\n{log_text[-2000:]}")
+            measured = re.search(r"^(\d+) runs of (\d+) uplinks", log_text, re.MULTILINE)
+            summary = re.search(
+                r"^summary: (\d+)$", (work / f"{part}.callgrind").read_text(), re.MULTILINE
+            )
+            if measured is None or summary is None:
+                raise SystemExit(f"the {part} run printed no count:\n{log_text[-2000:]}")
+            uplinks = int(measured[1]) * int(measured[2])
+            total = int(summary[1])
+            if total == 0:
+                raise SystemExit(
+                    "callgrind counted nothing: this Python's library has no symbol "
+                    "sys_call_tracing (a stripped build)"
+                )
+            print(
+                f"{part}: {total / uplinks:,.0f} instructions per uplink "
+                f"({total:,} for {uplinks} uplinks)"
+            )
+    finally:
+        for child in running.values():
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def print_ratios(figures: dict[str, Any], path: Path) -> None:
@@ -768,7 +845,19 @@ def main() -> None:
         help="with --in-process: write a cProfile of the measured pipeline and sender passes "
         "(thread CPU clock) to this file (FILE.pipeline and FILE.sender)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --in-process: count the instructions of the measured pipeline and sender "
+        "passes under valgrind instead of timing them",
+    )
+    parser.add_argument("--instructions-of", choices=PARTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.instructions:
+        if not args.in_process:
+            parser.error("--instructions needs --in-process")
+        count_instructions(args)
+        return
 
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     work = Path(tempfile.mkdtemp(prefix="agent-bench-"))
