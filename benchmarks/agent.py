@@ -4,7 +4,8 @@
                                          [--runs 3] [--qos 0|1] [--no-archive]
                                          [--broker-batch 1000] [--in-flight 2]
                                          [--linger 0.1] [--batch-wait 0.02]
-                                         [--in-process [--profile FILE] [--instructions]]
+                                         [--in-process [--profile FILE]
+                                                       [--instructions [--stages]]]
                                          [--save FILE.json] [--compare FILE.json]
 
 Every component runs as its own process: Mosquitto, the embedded NGSI-LD broker (`drehscheibe
@@ -37,11 +38,14 @@ over its batches (the garbage collector's long pauses fall into a few of them).
 
 `--in-process --instructions` counts instead the machine instructions the measured pipeline
 and sender passes execute (valgrind's callgrind, collecting only inside them; one process per
-part, side by side). Counts hardly move with the machine's load, so they show a change of a
-few per cent that the timings cannot; they say nothing of cache misses and waits. It needs
-valgrind and a Python whose library keeps its symbols (pyenv's does, Debian's does not); the
-run is some fifty times slower, so use a few hundred devices: `--devices 500 --rate 250
---seconds 4 --runs 1`.
+part, two side by side). Counts hardly move with the machine's load, so they show a change of
+a few per cent that the timings cannot; they say nothing of cache misses and waits. It needs
+valgrind and a Python whose library keeps its symbols (a pyenv build does; for a stripped one
+install its debug symbols); the run is some twenty-five times slower, so use a few hundred
+devices: `--devices 500 --rate 250 --seconds 4 --runs 1`. `--stages` counts the pipeline's
+stages too (parse, map: registry, codec and mapping, outbox: the commit of the batch's
+entities and frame counters, archive, frames: the frame-counter checks), each in a run of its
+own.
 
 `--save` writes the medians to a JSON file; `--compare` reads such a file (an earlier run, say
 before a change) and prints each median's ratio to it.
@@ -56,6 +60,7 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
+import importlib
 import json
 import os
 import random
@@ -70,7 +75,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +89,35 @@ SHARED = ROOT.parent / "shared"
 SUBJECTS = ("Environment", "Weather", "Device", "Parking", "Transportation")
 PARTS = ("pipeline", "sender")
 """What `--instructions` counts, each in a process of its own."""
+STAGES = {
+    "parse": ("agents.runtime._pipeline", "parse_message"),
+    "map": ("agents.runtime._devices", "DeviceMapper.map_uplink"),
+    "outbox": ("agents.delivery._outbox", "Outbox.put_many"),
+    "archive": ("agents.delivery._archive", "UplinkArchive.add_many"),
+    "frames": ("agents.delivery._dedup", "FrameCounters.check"),
+}
+"""The pipeline's stages `--instructions --stages` counts too: (module, function) of each."""
+
+
+@contextmanager
+def counted(stage: str) -> Iterator[None]:
+    """Run the stage's function through `sys.call_tracing` (where callgrind counts) while in
+    the block."""
+    module_name, path = STAGES[stage]
+    owner: Any = importlib.import_module(module_name)
+    *outer, name = path.split(".")
+    for part in outer:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)
+
+    def through(*args: Any, **kwargs: Any) -> Any:
+        return sys.call_tracing(lambda: original(*args, **kwargs), ())
+
+    setattr(owner, name, through)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 def context_url(subject: str) -> str:
@@ -608,6 +642,7 @@ def in_process(
     with (
         Client(broker_url, tenant=tenant, profile="embedded", timeout=60) as client,
         Outbox(config.outbox_path) as outbox,
+        ExitStack() as measuring,
     ):
         archive = (
             UplinkArchive(config.archive_path, level=config.archive.level)
@@ -658,6 +693,8 @@ def in_process(
                 if args.profile is not None
                 else None
             )
+            if args.instructions_of in STAGES:
+                measuring.enter_context(counted(args.instructions_of))
             for run in range(args.runs):
                 todo = messages(count)
                 per_batch: list[float] = []
@@ -726,11 +763,16 @@ def count_instructions(args: Any) -> None:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("--instructions needs valgrind (apt install valgrind)")
-    inner = [arg for arg in sys.argv[1:] if arg != "--instructions"]
+    inner = [arg for arg in sys.argv[1:] if arg not in ("--instructions", "--stages")]
+    parts = [*PARTS, *STAGES] if args.stages else list(PARTS)
     work = Path(tempfile.mkdtemp(prefix="agent-instructions-"))
     running: dict[str, subprocess.Popen[bytes]] = {}
+    print(f"counting instructions under valgrind (logs in {work}) ...", flush=True)
     try:
-        for part in PARTS:
+        for part in parts:
+            if len(running) >= 2:  # two at a time, on a machine of two cores
+                first = next(iter(running))
+                report_instructions(work, first, running.pop(first))
             command = [
                 valgrind,
                 "--tool=callgrind",
@@ -750,36 +792,35 @@ def count_instructions(args: Any) -> None:
                     stderr=subprocess.STDOUT,
                     env={**os.environ, "PYTHONHASHSEED": "0"},
                 )
-        print(f"counting instructions under valgrind (logs in {work}) ...", flush=True)
-        for part, child in running.items():
-            child.wait()
-            log_text = (work / f"{part}.log").read_text(errors="replace")
-            if child.returncode:
-                raise SystemExit(f"the {part} run failed:\n{log_text[-2000:]}")
-            measured = re.search(r"^(\d+) runs of (\d+) uplinks", log_text, re.MULTILINE)
-            summary = re.search(
-                r"^summary: (\d+)$", (work / f"{part}.callgrind").read_text(), re.MULTILINE
-            )
-            if measured is None or summary is None:
-                raise SystemExit(f"the {part} run printed no count:\n{log_text[-2000:]}")
-            uplinks = int(measured[1]) * int(measured[2])
-            total = int(summary[1])
-            if total == 0:
-                raise SystemExit(
-                    "callgrind counted nothing: this Python's library has no symbol "
-                    "sys_call_tracing (a stripped build)"
-                )
-            print(
-                f"{part}: {total / uplinks:,.0f} instructions per uplink "
-                f"({total:,} for {uplinks} uplinks)"
-            )
+        while running:
+            first = next(iter(running))
+            report_instructions(work, first, running.pop(first))
     finally:
         for child in running.values():
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+            child.kill()
+            child.wait()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def report_instructions(work: Path, part: str, child: subprocess.Popen[bytes]) -> None:
+    """Wait for one `--instructions` run and print its count per uplink."""
+    child.wait()
+    log_text = (work / f"{part}.log").read_text(errors="replace")
+    if child.returncode:
+        raise SystemExit(f"the {part} run failed:\n{log_text[-2000:]}")
+    measured = re.search(r"^(\d+) runs of (\d+) uplinks", log_text, re.MULTILINE)
+    summary = re.search(r"^summary: (\d+)$", (work / f"{part}.callgrind").read_text(), re.MULTILINE)
+    if measured is None or summary is None:
+        raise SystemExit(f"the {part} run printed no count:\n{log_text[-2000:]}")
+    uplinks = int(measured[1]) * int(measured[2])
+    total = int(summary[1])
+    if total == 0:
+        raise SystemExit(
+            "callgrind counted nothing: this Python's library has no symbol "
+            "sys_call_tracing (a stripped build)"
+        )
+    print(f"{part}: {total / uplinks:,.0f} instructions per uplink ({total:,} for {uplinks})")
 
 
 def print_ratios(figures: dict[str, Any], path: Path) -> None:
@@ -851,7 +892,12 @@ def main() -> None:
         help="with --in-process: count the instructions of the measured pipeline and sender "
         "passes under valgrind instead of timing them",
     )
-    parser.add_argument("--instructions-of", choices=PARTS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="with --instructions: count the pipeline's stages too (" + ", ".join(STAGES) + ")",
+    )
+    parser.add_argument("--instructions-of", choices=[*PARTS, *STAGES], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instructions:
         if not args.in_process:
