@@ -136,7 +136,7 @@ def _unwrap(message: Mapping[str, Any]) -> tuple[JsonObject, str | None]:
 
 
 def _body_event(body: JsonObject) -> str | None:
-    found = [event for key, event in _BODY_KEYS.items() if key in body]
+    found = [_BODY_KEYS[key] for key in body if key in _BODY_KEYS]  # a body has few keys
     if len(found) > 1:
         raise UplinkError(
             "malformed-message",

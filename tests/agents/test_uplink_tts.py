@@ -233,6 +233,15 @@ def test_topic_event_must_agree_with_the_body() -> None:
     assert "'join'" in caught.value.message
 
 
+def test_a_body_with_two_messages_is_refused_naming_both() -> None:
+    message = uplink_message()
+    message["join_accept"] = {"session_key_id": "AYdmtE7Q3a0=", "received_at": "2024-05-02T10:14Z"}
+    with pytest.raises(UplinkError) as caught:
+        parse_tts_message(message)
+    assert caught.value.reason == "malformed-message"
+    assert "uplink_message, join_accept" in caught.value.message
+
+
 def test_console_export_envelope() -> None:
     envelope = {
         "name": "as.up.data.forward",
