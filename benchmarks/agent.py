@@ -87,23 +87,26 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SUBJECTS = ("Environment", "Weather", "Device", "Parking", "Transportation")
-PARTS = ("pipeline", "sender")
-"""What `--instructions` counts, each in a process of its own."""
-STAGES = {
+COUNTED = {
+    "pipeline": ("agents.runtime._pipeline", "Pipeline.process"),
+    "sender": ("agents.delivery._sender", "Sender.run_once"),
     "parse": ("agents.runtime._pipeline", "parse_message"),
     "map": ("agents.runtime._devices", "DeviceMapper.map_uplink"),
     "outbox": ("agents.delivery._outbox", "Outbox.put_many"),
     "archive": ("agents.delivery._archive", "UplinkArchive.add_many"),
     "frames": ("agents.delivery._dedup", "FrameCounters.check"),
 }
-"""The pipeline's stages `--instructions --stages` counts too: (module, function) of each."""
+"""What `--instructions` counts, each in a process of its own: (module, function) of each; the
+pipeline and the sender, and with `--stages` the pipeline's stages (the others)."""
+PARTS = ("pipeline", "sender")
+STAGES = tuple(name for name in COUNTED if name not in PARTS)
 
 
 @contextmanager
-def counted(stage: str) -> Iterator[None]:
-    """Run the stage's function through `sys.call_tracing` (where callgrind counts) while in
+def counted(part: str) -> Iterator[None]:
+    """Run the part's function through `sys.call_tracing` (where callgrind counts) while in
     the block."""
-    module_name, path = STAGES[stage]
+    module_name, path = COUNTED[part]
     owner: Any = importlib.import_module(module_name)
     *outer, name = path.split(".")
     for part in outer:
@@ -693,7 +696,7 @@ def in_process(
                 if args.profile is not None
                 else None
             )
-            if args.instructions_of in STAGES:
+            if args.instructions_of is not None:
                 measuring.enter_context(counted(args.instructions_of))
             for run in range(args.runs):
                 todo = messages(count)
@@ -703,16 +706,12 @@ def in_process(
                     began = time.thread_time()
                     if profiles is not None:
                         profiles[0].runcall(pipeline.process, chunk)
-                    elif args.instructions_of == "pipeline":
-                        sys.call_tracing(pipeline.process, (chunk,))  # where callgrind counts
                     else:
                         pipeline.process(chunk)
                     per_batch.append((time.thread_time() - began) / len(chunk) * 1000)
                 broker0 = cpu_seconds(broker_pid)
                 if profiles is not None:
                     spent, left = profiles[1].runcall(drain)
-                elif args.instructions_of == "sender":
-                    spent, left = sys.call_tracing(drain, ())
                 else:
                     spent, left = drain()
                 broker_ms = (cpu_seconds(broker_pid) - broker0) / count * 1000
@@ -764,7 +763,7 @@ def count_instructions(args: Any) -> None:
     if valgrind is None:
         raise SystemExit("--instructions needs valgrind (apt install valgrind)")
     inner = [arg for arg in sys.argv[1:] if arg not in ("--instructions", "--stages")]
-    parts = [*PARTS, *STAGES] if args.stages else list(PARTS)
+    parts = list(COUNTED) if args.stages else list(PARTS)
     work = Path(tempfile.mkdtemp(prefix="agent-instructions-"))
     running: dict[str, subprocess.Popen[bytes]] = {}
     print(f"counting instructions under valgrind (logs in {work}) ...", flush=True)
@@ -897,7 +896,7 @@ def main() -> None:
         action="store_true",
         help="with --instructions: count the pipeline's stages too (" + ", ".join(STAGES) + ")",
     )
-    parser.add_argument("--instructions-of", choices=[*PARTS, *STAGES], help=argparse.SUPPRESS)
+    parser.add_argument("--instructions-of", choices=COUNTED, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instructions:
         if not args.in_process:
