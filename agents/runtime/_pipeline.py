@@ -311,13 +311,13 @@ class Pipeline:
         self.last_error: str | None = None
         self._clock = clock
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
 
     # Thread ------------------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker is not None and self._worker.is_alive()
 
     def start(self) -> None:
         """Start the worker thread (tuning the garbage collector first, see `tune_gc`)."""
@@ -325,12 +325,12 @@ class Pipeline:
             raise RuntimeError("the pipeline runs already")
         tune_gc()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="agent-pipeline", daemon=True)
-        self._thread.start()
+        self._worker = threading.Thread(target=self._run, name="agent-pipeline", daemon=True)
+        self._worker.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand and what is queued (within `timeout`), then stop."""
-        thread = self._thread
+        thread = self._worker
         if thread is None:
             return
         self._deadline = time.monotonic() + timeout
@@ -339,7 +339,7 @@ class Pipeline:
         thread.join(timeout + 5)
         if thread.is_alive():
             logger.error("the pipeline did not stop within %.1f s", timeout)
-        self._thread = None
+        self._worker = None
 
     _deadline = 0.0
 
