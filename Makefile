@@ -8,14 +8,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MOSQUITTO := $(shell command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint typecheck system-deps venv clean bench
+.PHONY: test demo lint typecheck system-deps build-deps native venv clean bench
 
-test: venv system-deps lint typecheck
+test: venv system-deps native lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The whole path on this machine (Mosquitto installed where missing); DEMO_ARGS for its options
 DEMO_ARGS ?=
-demo: venv
+demo: venv native
 ifeq ($(MOSQUITTO),)
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto
@@ -54,8 +54,31 @@ ifneq ($(SYSTEM_PACKAGES),)
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES)
 endif
 
+# The agent's hot path compiled with mypyc (tools/native.py; only what changed is rebuilt).
+# NATIVE=0 removes the compiled modules, and everything runs as plain Python.
+NATIVE ?= 1
+ifeq ($(NATIVE),0)
+native: venv
+	$(BIN)/python tools/native.py clean
+else
+native: venv build-deps
+	$(BIN)/python tools/native.py build
+endif
+
+# What mypyc's C needs, where missing: a C compiler and the headers of $(PYTHON)
+PYTHON_H := $(shell $(PYTHON) -c 'import os, sysconfig; print(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null)
+BUILD_PACKAGES := $(strip $(if $(shell command -v gcc),,gcc) \
+	$(if $(wildcard $(PYTHON_H)),,python3-dev))
+
+build-deps:
+ifneq ($(BUILD_PACKAGES),)
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BUILD_PACKAGES)
+endif
+
 bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
+	-$(BIN)/python tools/native.py clean
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
