@@ -762,6 +762,12 @@ def count_instructions(args: Any) -> None:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+    pipeline_file = importlib.import_module("agents.runtime._pipeline").__file__ or ""
+    if args.stages and not pipeline_file.endswith(".py"):
+        raise SystemExit(
+            "--stages counts the stages of the plain Python pipeline (compiled, it calls them "
+            "directly): run `tools/native.py clean` first, and `tools/native.py build` after"
+        )
     inner = [arg for arg in sys.argv[1:] if arg not in ("--instructions", "--stages")]
     parts = list(COUNTED) if args.stages else list(PARTS)
     work = Path(tempfile.mkdtemp(prefix="agent-instructions-"))
