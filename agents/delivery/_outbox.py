@@ -35,6 +35,7 @@ Durability: see `agents.delivery._db` (WAL; `synchronous="normal"` survives a ki
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 
-class OutboxFull(RuntimeError):
+class OutboxFull(Exception):
     """The outbox holds `max_depth` items already; do not acknowledge the uplink."""
 
 
@@ -309,8 +310,6 @@ class Outbox:
         """
         if max_items < 1:
             raise ValueError(f"max_items must be positive, got {max_items}")
-        items: list[QueuedItem] = []
-        size = 0
         with self.db.read() as conn:
             held = self._held
             # SQLite passes over the rows open leases hold without handing them to Python.
@@ -322,25 +321,8 @@ class Outbox:
                 _SELECT + (" WHERE " + where if where else "") + " ORDER BY id",
                 [bound for run in skip for bound in run],
             )
-            make = QueuedItem._make
-            full = False
             try:
-                while not full:
-                    rows = cursor.fetchmany(max_items)
-                    if not rows:
-                        break
-                    for row in rows:
-                        if held and (row[3] or "", row[1]) in held:
-                            continue
-                        length = len(row[5])
-                        if items and size + length > max_bytes:
-                            full = True
-                            break
-                        items.append(make(row))
-                        size += length
-                        if len(items) >= max_items:
-                            full = True
-                            break
+                items = _take(cursor, held, max_items, max_bytes)
             finally:
                 cursor.close()
             self._leased += len(items)
@@ -616,6 +598,28 @@ def _latest_observed_us(entity: Mapping[str, Any]) -> int | None:
             if latest is None or us > latest:
                 latest = us
     return latest
+
+
+def _take(
+    cursor: sqlite3.Cursor, held: Mapping[tuple[str, str], int], max_items: int, max_bytes: int
+) -> list[QueuedItem]:
+    """The cursor's rows as items, in order, leaving out those of held entities: at most
+    `max_items` and `max_bytes` of entity JSON (at least one item, however large)."""
+    items: list[QueuedItem] = []
+    size = 0
+    make = QueuedItem._make
+    while rows := cursor.fetchmany(max_items):
+        for row in rows:
+            if held and (row[3] or "", row[1]) in held:
+                continue
+            length = len(row[5])
+            if items and size + length > max_bytes:
+                return items
+            items.append(make(row))
+            size += length
+            if len(items) >= max_items:
+                return items
+    return items
 
 
 def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:

@@ -46,12 +46,12 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from agents._threads import name_native_thread
 from agents.delivery._outbox import Outbox, QueuedItem, Rejection, Transaction
+from agents.delivery._sink import Sink, UpsertClient
 from ngsi import Client, NgsiApiError, NgsiTransportError, ProblemDetails, RawEntity
-from ngsi._batch import BatchResult
 
 __all__ = [
     "REJECT_STATUSES",
@@ -95,38 +95,6 @@ class WriteResult:
     @classmethod
     def retry_all(cls, batch: Iterable[QueuedItem], error: str) -> WriteResult:
         return cls(retry={item.id: error for item in batch})
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """Where the sender writes batches. Lifecycle: `open()`, then `write()` any number of times
-    from the sender's one thread, then `close()` after the last write returned.
-
-    `write` gets items ordered by `observedAt` (the readings of one entity oldest first) and
-    must report every item in its `WriteResult`. It must not sleep or loop to retry: report
-    `retry` and let the sender back off. It should not raise; if it does, the whole batch is
-    retried.
-    """
-
-    def open(self) -> None: ...
-
-    def write(self, batch: Sequence[QueuedItem]) -> WriteResult: ...
-
-    def close(self) -> None: ...
-
-
-class UpsertClient(Protocol):
-    """The part of `ngsi.Client` the NGSI-LD sink uses. `entities` are dicts, or `RawEntity`
-    values (the outbox's JSON as it is) when the sink is told the client takes them."""
-
-    def batch_upsert(
-        self,
-        entities: Iterable[Any],
-        *,
-        mode: Literal["update", "replace"] = ...,
-        tenant: Any = ...,
-        context: Any = ...,
-    ) -> BatchResult: ...
 
 
 class _Unreachable(Exception):
