@@ -145,7 +145,10 @@ def build(*, force: bool = False) -> None:
             os.chdir(cwd)
         for built in (work / "lib").rglob("*.so"):
             target = ROOT / built.relative_to(work / "lib")
-            shutil.copyfile(built, target)
+            # a new file, not the old one overwritten: a running agent has the old one mapped
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(built, partial)
+            os.replace(partial, target)
     missing = [module for module in modules if not extension_of(module).exists()]
     if missing:
         raise SystemExit(f"native: mypyc built no extension for {', '.join(missing)}")
