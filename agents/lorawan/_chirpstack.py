@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
+from agents.lorawan._checked import from_checked
 from agents.lorawan._errors import UplinkError
 from agents.lorawan._eui import normalize_eui
 from agents.lorawan._fields import (
@@ -55,7 +56,6 @@ from agents.lorawan._uplink import (
     Source,
     StatusEvent,
     Uplink,
-    from_checked,
 )
 
 __all__ = [

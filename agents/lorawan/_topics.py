@@ -14,40 +14,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict
-
+from agents.lorawan._checked import from_checked
 from agents.lorawan._errors import UplinkError
 from agents.lorawan._eui import normalize_eui
-from agents.lorawan._uplink import EUI, Source, _CheckedBuilder
+from agents.lorawan._uplink import Source, Topic
 
 __all__ = ["Topic", "parse_chirpstack_v3_topic", "parse_chirpstack_v4_topic", "parse_tts_topic"]
 
 _CHIRPSTACK_V3_LEGACY_EVENTS = frozenset(
     {"rx", "join", "ack", "error", "status", "location", "txack"}
 )
-
-
-class Topic(BaseModel):
-    """What an MQTT topic says about a message.
-
-    `event` is the event kind as the topic spells it after the device (`up`, `down/ack`,
-    `location/solved`, `txack`, `command/down`...), except that ChirpStack v3's legacy `rx`
-    reads as `up`. The Things Stack topics name the device by `device_id`, ChirpStack topics by
-    `dev_eui` (normalised to uppercase).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    source: Source
-    event: str
-    application_id: str
-    tenant: str | None = None
-    device_id: str | None = None
-    dev_eui: EUI | None = None
-
-
-_TOPIC = _CheckedBuilder(Topic)
-"""Builds a `Topic` from the readers' checked strings without validating them again."""
 
 
 def _bad(topic: str, layout: str) -> UplinkError:
@@ -70,14 +46,15 @@ def parse_tts_topic(topic: str) -> Topic:
     event = "/".join(parts[4:])
     if not application or not device or "" in parts[4:] or (at_sign and not tenant):
         raise _bad(topic, layout)
-    return _TOPIC.build(  # type: ignore[return-value]
+    return from_checked(
+        Topic,
         {
             "source": "tts",
             "event": event,
             "application_id": application,
             "tenant": tenant or None,
             "device_id": device,
-        }
+        },
     )
 
 
@@ -100,8 +77,8 @@ def _chirpstack(topic: str, source: Source) -> Topic:
         ) from None
     if event == "rx":
         event = "up"
-    return _TOPIC.build(  # type: ignore[return-value]
-        {"source": source, "event": event, "application_id": parts[1], "dev_eui": dev_eui}
+    return from_checked(
+        Topic, {"source": source, "event": event, "application_id": parts[1], "dev_eui": dev_eui}
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
+from agents.lorawan._checked import from_checked
 from agents.lorawan._errors import UplinkError
 from agents.lorawan._fields import (
     JsonObject,
@@ -52,7 +53,6 @@ from agents.lorawan._uplink import (
     Modulation,
     NetworkEvent,
     Uplink,
-    from_checked,
 )
 
 __all__ = [

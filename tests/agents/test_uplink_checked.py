@@ -25,7 +25,7 @@ from agents.lorawan import (
     parse_message,
     parse_tts_uplink,
 )
-from agents.lorawan._uplink import from_checked
+from agents.lorawan._checked import from_checked
 
 
 def _plain(value: Any) -> Any:
