@@ -93,7 +93,7 @@ def _utc_text(value: datetime) -> str:
         value = value.astimezone(UTC)
     micro = value.microsecond
     spec = "seconds" if micro == 0 else "milliseconds" if micro % 1000 == 0 else "microseconds"
-    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    return value.isoformat(timespec=spec)[:-6] + "Z"  # "+00:00" becomes "Z"
 
 
 @dataclass(frozen=True, slots=True)
