@@ -26,8 +26,6 @@ import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from agents.codecs._base import CodecError, Measurements, Value, flatten
 
 if TYPE_CHECKING:
@@ -470,12 +468,6 @@ def _put(out: dict[str, Value], name: str, value: object) -> None:
 # The codec -------------------------------------------------------------------------------------
 
 
-class CayenneLPPConfig(BaseModel):
-    """Configuration of the `cayennelpp` codec: it has no options (unknown keys are refused)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class CayenneLPPCodec:
     """The `cayennelpp` codec: decodes the FRMPayload on any fPort (see the module docstring).
 
@@ -485,10 +477,11 @@ class CayenneLPPCodec:
     name = "cayennelpp"
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        try:
-            CayenneLPPConfig.model_validate(dict(config or {}))
-        except ValidationError as error:
-            raise CodecError("bad-config", f"cayennelpp: {error.errors()[0]['msg']}") from None
+        if config:  # the codec has no options
+            raise CodecError(
+                "bad-config",
+                f"cayennelpp takes no options, got {', '.join(sorted(map(str, config)))}",
+            )
 
     def decode(
         self, payload: bytes, /, *, f_port: int, uplink: Uplink | None = None

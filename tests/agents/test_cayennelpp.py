@@ -177,6 +177,7 @@ def test_codec_refuses_options() -> None:
     with pytest.raises(CodecError) as caught:
         CayenneLPPCodec({"extended": False})
     assert caught.value.reason == "bad-config"
+    assert "extended" in caught.value.message
 
 
 # Names from other decoders -------------------------------------------------------------------
