@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import subprocess
 import sys
 import sysconfig
@@ -63,3 +64,55 @@ def test_status_names_each_module_and_its_state(native: ModuleType) -> None:
     expected = "compiled" if native.compiled_modules() else "pure Python"
     assert [line.split()[0] for line in lines] == native.listed_modules()
     assert all(line.split(maxsplit=1)[1] == expected for line in lines)
+
+
+def _tree(root: Path, *, source_newer: bool) -> None:
+    """A package `pkg` whose module `mod` has a source and a compiled module that cannot load,
+    and a build record listing it, older or newer than the source."""
+    package = root / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "mod.py").write_text("WHERE = 'source'\n")
+    (package / f"mod{sysconfig.get_config_var('EXT_SUFFIX')}").write_bytes(b"not a library")
+    stamp = root / "build" / "native.json"
+    stamp.parent.mkdir()
+    stamp.write_text('{"sources": {"pkg.mod": "0"}}')
+    built = stamp.stat().st_mtime
+    source_time = built + 10 if source_newer else built - 10
+    os.utime(package / "mod.py", (source_time, source_time))
+
+
+def _import_after_guard(root: Path) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys; from pathlib import Path; from agents._native import use_sources_if_stale\n"
+        f"root = Path({str(root)!r}); sys.path.insert(0, str(root))\n"
+        "print(use_sources_if_stale(root / 'build' / 'native.json'))\n"
+        "import pkg.mod; print(pkg.mod.WHERE)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_a_source_newer_than_the_build_is_run_instead_of_its_compiled_module(
+    tmp_path: Path,
+) -> None:
+    _tree(tmp_path, source_newer=True)
+    done = _import_after_guard(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "source"]
+    assert "pkg.mod changed since the hot path was compiled" in done.stderr
+
+
+def test_current_compiled_modules_are_imported_as_they_are(tmp_path: Path) -> None:
+    _tree(tmp_path, source_newer=False)
+    done = _import_after_guard(tmp_path)
+    # the guard steps aside, so Python takes the compiled module (here one that cannot load)
+    assert done.stdout.split() == ["False"]
+    assert "ImportError" in done.stderr
+
+
+def test_the_tool_and_the_guard_read_one_build_record(native: ModuleType) -> None:
+    from agents._native import STAMP
+
+    assert native.STAMP == STAMP

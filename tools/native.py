@@ -11,8 +11,10 @@ of the same name, so the editable install runs them without any other change. Ev
 (and all of it, after `clean`) runs as plain Python, with the same behaviour.
 
 A build records the SHA-256 of every compiled source in `build/native.json`; `status` and the
-test suite compare it with the sources, so an extension that no longer matches its source is
-noticed instead of silently running old code. `make test` and `make demo` build first.
+test suite compare it with the sources. When a source is newer than that record (edited, or
+changed by a pull), importing `agents` runs all of them from their sources instead, with a
+warning (`agents._native`), so old compiled code never runs. `make test` and `make demo` build
+first.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMP = ROOT / "build" / "native.json"
+"""The build's record, which `agents._native` reads too (this tool does not import `agents`,
+whose import would warn about the very modules it is about to compile)."""
 GROUP = "drehscheibe"
 """The name of the shared library mypyc builds for the modules (`drehscheibe__mypyc.*.so`)."""
 
@@ -105,6 +109,7 @@ def build(*, force: bool = False) -> None:
         and shared_library().exists()
         and all(extension_of(module).exists() for module in modules)
     ):
+        STAMP.touch()  # the sources are as compiled, if newer: the record is current again
         print(f"native: {len(modules)} modules are current")
         return
     _check_toolchain()
