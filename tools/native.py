@@ -146,6 +146,11 @@ def build(*, force: bool = False) -> None:
             ]
             distribution.parse_command_line()
             distribution.run_commands()
+        except Exception as error:
+            raise SystemExit(
+                f"native: compiling failed ({error}); NATIVE=0 (make test NATIVE=0) runs the "
+                "agent as plain Python"
+            ) from error
         finally:
             os.chdir(cwd)
         for built in (work / "lib").rglob("*.so"):
