@@ -1,12 +1,13 @@
 """Never run compiled modules older than their sources.
 
 `tools/native.py build` compiles the modules listed in pyproject.toml beside their sources and
-records them in `build/native.json`; Python then imports the compiled module before the source.
-After a source is edited or a `git pull` changes it, the compiled module would still be
-imported, and run code the source no longer says. `use_sources_if_stale()` (run when `agents`
-is imported, before any of them) notices a listed source newer than that record and then
-imports all of them from their sources: the compiled ones call each other directly, so they
-are used all together or not at all. It costs a stat per listed module.
+records them in `drehscheibe__mypyc.json` at the checkout's top; Python then imports the
+compiled module before the source. After a source is edited or a `git pull` changes it, the
+compiled module would still be imported, and run code the source no longer says.
+`use_sources_if_stale()` (run when `agents` is imported, before any of them) notices a listed
+source newer than that record and then imports all of them from their sources: the compiled ones
+call each other directly, so they are used all together or not at all. It costs a stat per
+listed module.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import ModuleType
 
 __all__ = ["STAMP", "stale_sources", "use_sources_if_stale"]
 
-STAMP = Path(__file__).resolve().parents[1] / "build" / "native.json"
+STAMP = Path(__file__).resolve().parents[1] / "drehscheibe__mypyc.json"
 
 logger = logging.getLogger("agents")
 
@@ -35,7 +36,7 @@ def stale_sources(stamp: Path = STAMP) -> tuple[list[str], list[str]]:
         modules = list(json.loads(stamp.read_text())["sources"])
     except (OSError, ValueError, KeyError, TypeError):
         return [], []
-    root = stamp.parents[1]
+    root = stamp.parent
     stale = []
     for module in modules:
         source = root / (module.replace(".", "/") + ".py")

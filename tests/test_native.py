@@ -74,8 +74,7 @@ def _tree(root: Path, *, source_newer: bool) -> None:
     (package / "__init__.py").write_text("")
     (package / "mod.py").write_text("WHERE = 'source'\n")
     (package / f"mod{sysconfig.get_config_var('EXT_SUFFIX')}").write_bytes(b"not a library")
-    stamp = root / "build" / "native.json"
-    stamp.parent.mkdir()
+    stamp = root / "drehscheibe__mypyc.json"
     stamp.write_text('{"sources": {"pkg.mod": "0"}}')
     built = stamp.stat().st_mtime
     source_time = built + 10 if source_newer else built - 10
@@ -86,7 +85,7 @@ def _import_after_guard(root: Path) -> subprocess.CompletedProcess[str]:
     code = (
         "import sys; from pathlib import Path; from agents._native import use_sources_if_stale\n"
         f"root = Path({str(root)!r}); sys.path.insert(0, str(root))\n"
-        "print(use_sources_if_stale(root / 'build' / 'native.json'))\n"
+        "print(use_sources_if_stale(root / 'drehscheibe__mypyc.json'))\n"
         "import pkg.mod; print(pkg.mod.WHERE)\n"
     )
     return subprocess.run(

@@ -10,7 +10,8 @@ type-checked Python into C extension modules; Python imports an extension before
 of the same name, so the editable install runs them without any other change. Everything else
 (and all of it, after `clean`) runs as plain Python, with the same behaviour.
 
-A build records the SHA-256 of every compiled source in `build/native.json`; `status` and the
+A build records the SHA-256 of every compiled source in `drehscheibe__mypyc.json`, beside the
+shared library (so that removing `build/` does not lose it); `status` and the
 test suite compare it with the sources. When a source is newer than that record (edited, or
 changed by a pull), importing `agents` runs all of them from their sources instead, with a
 warning (`agents._native`), so old compiled code never runs. `make test` and `make demo` build
@@ -31,11 +32,11 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAMP = ROOT / "build" / "native.json"
-"""The build's record, which `agents._native` reads too (this tool does not import `agents`,
-whose import would warn about the very modules it is about to compile)."""
 GROUP = "drehscheibe"
 """The name of the shared library mypyc builds for the modules (`drehscheibe__mypyc.*.so`)."""
+STAMP = ROOT / f"{GROUP}__mypyc.json"
+"""The build's record, which `agents._native` reads too (this tool does not import `agents`,
+whose import would warn about the very modules it is about to compile)."""
 
 
 def listed_modules() -> list[str]:
@@ -162,7 +163,6 @@ def build(*, force: bool = False) -> None:
     missing = [module for module in modules if not extension_of(module).exists()]
     if missing:
         raise SystemExit(f"native: mypyc built no extension for {', '.join(missing)}")
-    STAMP.parent.mkdir(exist_ok=True)
     STAMP.write_text(json.dumps({"sources": wanted}, indent=2, sort_keys=True) + "\n")
     print(f"native: {len(modules)} modules compiled")
 
