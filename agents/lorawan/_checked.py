@@ -13,13 +13,13 @@ from pydantic import BaseModel
 
 from agents.lorawan._uplink import GatewayReception, Location, Topic, Uplink
 
-__all__ = ["CheckedBuilder", "from_checked"]
+__all__ = ["from_checked"]
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _set = object.__setattr__
 
 
-class CheckedBuilder:
+class _CheckedBuilder:
     """Builds instances of one model from checked values (see `from_checked`)."""
 
     __slots__ = ("defaults", "factories", "model", "required", "size")
@@ -66,8 +66,8 @@ class CheckedBuilder:
         return instance
 
 
-_BUILDERS: dict[type[BaseModel], CheckedBuilder] = {
-    model: CheckedBuilder(model) for model in (Uplink, GatewayReception, Location, Topic)
+_BUILDERS: dict[type[BaseModel], _CheckedBuilder] = {
+    model: _CheckedBuilder(model) for model in (Uplink, GatewayReception, Location, Topic)
 }
 
 
