@@ -45,7 +45,8 @@ install its debug symbols); the run is some twenty-five times slower, so use a f
 devices: `--devices 500 --rate 250 --seconds 4 --runs 1`. `--stages` counts the pipeline's
 stages too (parse, map: registry, codec and mapping, outbox: the commit of the batch's
 entities and frame counters, archive, frames: the frame-counter checks), each in a run of its
-own.
+own; only of the plain Python pipeline (`tools/native.py clean` first), as the compiled one
+calls its stages directly.
 
 `--save` writes the medians to a JSON file; `--compare` reads such a file (an earlier run, say
 before a change) and prints each median's ratio to it.
