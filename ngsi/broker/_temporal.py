@@ -177,6 +177,21 @@ def _instances(attribute: Any) -> list[Mapping[str, Any]]:
     return []
 
 
+def _written(
+    instance: Mapping[str, Any], stamp: Any, previous: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Whether the update stamped `stamp` wrote this instance of a multi-instance attribute.
+
+    Its `modifiedAt` is the update's, and it is not the instance the entity held before: an
+    instance written by an earlier request within the same millisecond carries the same stamp.
+    (Rewriting an instance unchanged within that millisecond is therefore not recorded twice.)
+    """
+    modified = instance.get("modifiedAt")
+    if modified is None:
+        return True
+    return modified == stamp and all(instance != old for old in previous)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TemporalQuery:
     """What a temporal request asks for (names expanded)."""
@@ -506,6 +521,7 @@ class History:
             return
         after = change.after
         assert after is not None
+        before = change.before
         types = entity_types(after)
         known = history.entities.get(entity_id)
         key = known[0] if known is not None and known[1] == types else None
@@ -527,11 +543,10 @@ class History:
                 written[name] = value
                 items: Sequence[Mapping[str, Any]] = (value,)
             else:
-                items = [
-                    instance
-                    for instance in _instances(value)
-                    if not check_stamp or instance.get("modifiedAt") in (None, stamp)
-                ]
+                items = _instances(value)
+                if check_stamp:
+                    previous = _instances(before.get(name)) if before is not None else []
+                    items = [item for item in items if _written(item, stamp, previous)]
                 if not items:
                     continue
                 written[name] = items

@@ -256,6 +256,45 @@ def test_retention_removes_old_instances_per_type(tmp_path: Path) -> None:
         history.stop()
 
 
+def test_an_instance_written_in_the_same_millisecond_before_is_not_recorded_again(
+    tmp_path: Path,
+) -> None:
+    # Created and patched within one millisecond: every instance carries the same modifiedAt.
+    at = datetime(2024, 6, 1, tzinfo=UTC)
+    stamp = "2024-06-01T00:00:00.000Z"
+    name = "https://example.org/count"
+    total = {"type": "Property", "value": 100, "datasetId": "urn:ngsi-ld:Dataset:total"}
+    total |= {"modifiedAt": stamp}
+    before = {
+        "id": "urn:ngsi-ld:Counter:1",
+        "type": "https://example.org/Counter",
+        name: [{"type": "Property", "value": 1, "modifiedAt": stamp}, total],
+        "modifiedAt": stamp,
+    }
+    after = before | {name: [{"type": "Property", "value": 2, "modifiedAt": stamp}, dict(total)]}
+    history = History(tmp_path)
+    history.start()
+    try:
+        for kind, old, new in (("created", None, before), ("updated", before, after)):
+            history.entity_changed(
+                EntityChange(
+                    tenant=None,
+                    kind=kind,  # type: ignore[arg-type]
+                    entity_id="urn:ngsi-ld:Counter:1",
+                    entity_types=("https://example.org/Counter",),
+                    before=old,
+                    after=new,
+                    changed_attributes=frozenset({name}),
+                    at=at,
+                )
+            )
+        history.caught_up()
+        found = history.query(None, TemporalQuery(limit=10))[0]
+        assert sorted(i["value"] for i in found[0][name]) == [1, 2, 100]
+    finally:
+        history.stop()
+
+
 def test_a_full_queue_drops_changes_without_blocking(tmp_path: Path) -> None:
     history = History(tmp_path, queue_limit=2)
     now = datetime(2024, 6, 1, tzinfo=UTC)
