@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import (
@@ -37,6 +37,7 @@ from pydantic import (
     WrapValidator,
 )
 
+import ngsi
 from models._ngsi import Geometry
 
 __all__ = [
@@ -265,13 +266,7 @@ def format_datetime(value: datetime) -> str:
         return text
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{value.isoformat()} has no timezone; NGSI-LD times are UTC instants")
-    utc = value.astimezone(UTC)
-    whole = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond == 0:
-        return whole + "Z"
-    if utc.microsecond % 1000 == 0:
-        return f"{whole}.{utc.microsecond // 1000:03d}Z"
-    return f"{whole}.{utc.microsecond:06d}Z"
+    return ngsi.format_datetime(value)
 
 
 def _keep_text(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:

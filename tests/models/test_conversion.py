@@ -123,6 +123,8 @@ def test_datetimes_are_aware_and_keep_their_text() -> None:
     assert spelled.value_of("dateObserved") == datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="timezone"):
         _reading(dateObserved="2024-05-01T12:00:00")
+    early = _reading(dateObserved=datetime(999, 1, 2, 3, 4, 5, 6000, tzinfo=UTC))
+    assert early.to_ngsi("keyValues")["dateObserved"] == "0999-01-02T03:04:05.006Z"
 
 
 def test_key_values_ids_become_relationships_and_back() -> None:
