@@ -2,7 +2,7 @@
 once.
 
 For each entity and attribute the plan holds the measurement names to look for, the transform
-steps as bound methods, the unit code, the plausible range, and the validator of the attribute's
+steps as functions, the unit code, the plausible range, and the validator of the attribute's
 value taken from the `models` class (`field_adapter`): each uplink's values are checked by the
 same pydantic types the model uses, without building the model. What the model would decide
 about the entity's shape (which attribute is the observation time and whether it is a typed
@@ -28,6 +28,7 @@ from agents.profiles import (
     EntitySpec,
     ProfileError,
     Round,
+    Step,
     check_profile,
     field_adapter,
     model_for,
@@ -64,11 +65,9 @@ class AttributePlan:
         self.name = name
         self.entity_type = entity_type
         self.sources = spec.source
-        self.steps: tuple[Callable[[object], object], ...] = tuple(
-            step.apply for step in spec.transforms
-        )
-        rounds = [step for step in spec.transforms if isinstance(step, Round)]
-        self.rounding: Callable[[object], object] | None = rounds[-1].apply if rounds else None
+        self.steps: tuple[Step, ...] = tuple(transform.step() for transform in spec.transforms)
+        rounds = [transform for transform in spec.transforms if isinstance(transform, Round)]
+        self.rounding: Step | None = rounds[-1].step() if rounds else None
         self.unit = spec.unit if spec.unit_given else model.default_unit(name)
         self.plausible: tuple[float, float] | None = None
         self.plausible_text = ""

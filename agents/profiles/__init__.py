@@ -62,6 +62,7 @@ from agents.profiles._model import (
     TransformError,
     map_key,
 )
+from agents.profiles._steps import Step
 
 __all__ = [
     "AGENT_OBSERVATION_ATTRIBUTES",
@@ -93,6 +94,7 @@ __all__ = [
     "ProfileProblem",
     "Round",
     "Scale",
+    "Step",
     "TimeFormat",
     "TimePreference",
     "TimeSpec",

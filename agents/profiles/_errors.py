@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ProfileError", "ProfileNotFound", "ProfileProblem"]
+__all__ = ["ProfileError", "ProfileNotFound", "ProfileProblem", "TransformError"]
 
 
 class ProfileProblem(BaseModel):
@@ -51,3 +51,8 @@ class ProfileNotFound(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class TransformError(ValueError):
+    """A transform cannot apply to a value (text where a number is needed, a value an enum map
+    does not list); the message says what was expected."""

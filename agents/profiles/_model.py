@@ -43,6 +43,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from agents.profiles._errors import TransformError
+from agents.profiles._steps import (
+    Step,
+    clamping,
+    lookup,
+    map_key,
+    rounding,
+    scaling,
+    shifting,
+)
+
 __all__ = [
     "DEFAULT_TIME_PREFERENCE",
     "AttributeSpec",
@@ -82,11 +93,6 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 Scalar = bool | int | float | str
 
 
-class TransformError(ValueError):
-    """A transform cannot apply to a value (text where a number is needed, a value an enum map
-    does not list); the message says what was expected."""
-
-
 def _as_tuple(value: object) -> object:
     if isinstance(value, str):
         return (value,)
@@ -99,32 +105,14 @@ Sources = Annotated[tuple[str, ...], BeforeValidator(_as_tuple), Field(min_lengt
 """One measurement name or several (the first present in an uplink wins)."""
 
 
-def map_key(value: object) -> str:
-    """The text an enum map looks a value up by: `true`/`false` for booleans, whole numbers
-    without decimals (`1.0` → `1`), other numbers as Python writes them, text as it is."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _number(value: object, step: str) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TransformError(f"{step} needs a number, got {value!r}")
-    return value
-
-
 class Scale(BaseModel):
     """Multiply by `scale`."""
 
     model_config = _FROZEN
     scale: float
 
-    def apply(self, value: object) -> object:
-        return _number(value, "scale") * self.scale
+    def step(self) -> Step:
+        return scaling(self.scale)
 
 
 class Offset(BaseModel):
@@ -133,8 +121,8 @@ class Offset(BaseModel):
     model_config = _FROZEN
     offset: float
 
-    def apply(self, value: object) -> object:
-        return _number(value, "offset") + self.offset
+    def step(self) -> Step:
+        return shifting(self.offset)
 
 
 class Round(BaseModel):
@@ -143,11 +131,8 @@ class Round(BaseModel):
     model_config = _FROZEN
     round: int = Field(ge=0, le=12)
 
-    def apply(self, value: object) -> object:
-        number = _number(value, "round")
-        if self.round == 0:
-            return round(number)
-        return round(float(number), self.round)
+    def step(self) -> Step:
+        return rounding(self.round)
 
 
 class PlausibleRange(BaseModel):
@@ -183,13 +168,8 @@ class Clamp(BaseModel):
     model_config = _FROZEN
     clamp: PlausibleRange
 
-    def apply(self, value: object) -> object:
-        number = _number(value, "clamp")
-        if self.clamp.min is not None and number < self.clamp.min:
-            return self.clamp.min
-        if self.clamp.max is not None and number > self.clamp.max:
-            return self.clamp.max
-        return number
+    def step(self) -> Step:
+        return clamping(self.clamp.min, self.clamp.max)
 
 
 class MapValues(BaseModel):
@@ -207,18 +187,12 @@ class MapValues(BaseModel):
             data = {**data, "map": {map_key(key): value for key, value in data["map"].items()}}
         return data
 
-    def apply(self, value: object) -> object:
-        found = self.map.get(map_key(value))
-        if found is not None:
-            return found
-        if self.default is not None:
-            return self.default
-        listed = ", ".join(sorted(self.map))
-        raise TransformError(f"map has no entry for {value!r} (it lists {listed})")
+    def step(self) -> Step:
+        return lookup(self.map, self.default)
 
 
 Transform = Scale | Offset | Round | Clamp | MapValues
-"""One transform step."""
+"""One transform step; its `step()` is the function that applies it to a value."""
 
 
 class AttributeSpec(BaseModel):
@@ -253,8 +227,8 @@ class AttributeSpec(BaseModel):
 
     def transform(self, value: object) -> object:
         """`value` through every transform step, in order; raises `TransformError`."""
-        for step in self.transforms:
-            value = step.apply(value)
+        for transform in self.transforms:
+            value = transform.step()(value)
         return value
 
 
