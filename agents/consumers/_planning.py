@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +32,10 @@ from starlette.routing import Route
 from agents.consumers._change import EntityChange, timestamp
 from agents.consumers._consumer import Consumer
 from agents.consumers._sinks import Sink
+from agents.delivery._clock import from_us, to_us
 from ngsi import parse_datetime
 
 __all__ = ["PlanningArchive", "planning_consumer"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the Unix epoch (exact)."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS changes (

@@ -34,7 +34,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from agents.delivery._db import Database, Synchronous, from_us, now_us, to_us
+from agents.delivery._clock import from_us, now_us, to_us
+from agents.delivery._db import Database, Synchronous
 from ngsi._sqlite import insert_rows
 
 __all__ = ["BLOCK_BYTES", "ArchivedUplink", "RawUplink", "UplinkArchive"]

@@ -25,34 +25,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Database", "Synchronous", "from_us", "now_us", "to_us"]
+__all__ = ["Database", "Synchronous"]
 
 Synchronous = Literal["normal", "full"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-
-
-def to_us(value: datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime (exact, no float rounding)."""
-    if value.tzinfo is None:
-        raise ValueError(f"expected an aware datetime (UTC), got naive {value.isoformat()}")
-    return (value - _EPOCH) // _ONE_US
-
-
-def from_us(value: int) -> datetime:
-    """The aware UTC datetime of microseconds since the Unix epoch."""
-    seconds, micros = divmod(value, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
-
-
-def now_us() -> int:
-    """The current time in microseconds since the Unix epoch."""
-    return to_us(datetime.now(UTC))
 
 
 class Database:

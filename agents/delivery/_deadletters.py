@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from agents.delivery._db import Database, Synchronous, from_us, now_us, to_us
+from agents.delivery._clock import from_us, now_us, to_us
+from agents.delivery._db import Database, Synchronous
 from agents.delivery._metrics import DeliveryCounters
 
 __all__ = [

@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-from agents.delivery._db import Database, from_us, now_us, to_us
+from agents.delivery._clock import from_us, now_us, to_us
+from agents.delivery._db import Database
 from agents.delivery._metrics import DeliveryCounters
 from ngsi._sqlite import insert_rows
 

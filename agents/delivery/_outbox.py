@@ -46,7 +46,8 @@ from typing import Any, NamedTuple, Self
 
 import orjson
 
-from agents.delivery._db import Database, Synchronous, from_us, now_us, to_us
+from agents.delivery._clock import from_us, now_us, to_us
+from agents.delivery._db import Database, Synchronous
 from agents.delivery._deadletters import (
     DeadLetterReason,
     DeadLetters,

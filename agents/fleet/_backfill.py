@@ -40,7 +40,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.delivery import UplinkArchive
-from agents.delivery._db import from_us, to_us
+from agents.delivery._clock import from_us, to_us
 from models import format_datetime
 
 __all__ = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agents.delivery import Database, DeadLetterReason, UplinkArchive
-from agents.delivery._db import from_us, to_us
+from agents.delivery._clock import from_us, to_us
 
 __all__ = ["UplinkFigures", "decode_errors", "frame_gaps", "uplink_figures"]
 
