@@ -506,3 +506,50 @@ def test_the_buffered_client_refuses_a_malformed_length() -> None:
     got, rc = feed(client, good + b"\x30\xff\xff\xff\xff\x01" + b"x" * 64)
     assert got == [b"ok"]
     assert rc == mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+
+
+def test_the_buffered_client_calls_topic_filter_callbacks_as_paho_does() -> None:
+    client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="reader")
+    filtered: list[bytes] = []
+    client.message_callback_add(
+        "v3/+/devices/+/join", lambda _client, _userdata, message: filtered.append(message.payload)
+    )
+    data = b"".join(
+        publish_packet(topic, payload)
+        for topic, payload in [
+            ("v3/city/devices/d1/up", b"1"),
+            ("v3/city/devices/d1/join", b"2"),
+            ("v3/city/devices/d2/up", b"3"),
+        ]
+    )
+    got, _ = feed(client, data)
+    assert filtered == [b"2"]
+    assert got == [b"1", b"3"]  # on_message gets what no filter took
+
+
+@pytest.mark.parametrize("suppress", [False, True])
+def test_an_exception_in_on_message_is_raised_or_suppressed_as_paho_does(suppress: bool) -> None:
+    client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="reader")
+    client.suppress_exceptions = suppress
+    seen: list[bytes] = []
+
+    def on_message(_client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        seen.append(message.payload)
+        raise RuntimeError("callback failed")
+
+    ours, theirs = socket.socketpair()
+    client.on_message = on_message
+    client._sock = theirs  # type: ignore[assignment]
+    theirs.setblocking(False)
+    ours.sendall(publish_packet("t/1", b"a") + publish_packet("t/2", b"b"))
+    ours.close()
+    try:
+        if suppress:
+            assert client.loop_read() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+            assert seen == [b"a", b"b"]
+        else:
+            with pytest.raises(RuntimeError, match="callback failed"):
+                client.loop_read()
+            assert seen == [b"a"]
+    finally:
+        theirs.close()
