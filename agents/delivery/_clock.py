@@ -13,22 +13,12 @@ __all__ = ["from_us", "now_us", "to_us"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-_last: tuple[datetime, int] | None = None
-"""The last conversion: the entities of one uplink share their time object."""
-
-
 def to_us(value: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime (exact, no float rounding)."""
-    global _last
-    last = _last
-    if last is not None and last[0] is value:
-        return last[1]
     if value.tzinfo is None:
         raise ValueError(f"expected an aware datetime (UTC), got naive {value.isoformat()}")
     delta = value - _EPOCH
-    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    _last = (value, us)
-    return us
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_us(value: int) -> datetime:
