@@ -6,7 +6,10 @@
 #   docker run --rm drehscheibe:local --help
 #   docker run --rm -v "$PWD/deploy:/etc/drehscheibe:ro" drehscheibe:local agent run -c /etc/drehscheibe/agent.yaml
 #
-# Stage `build` makes the project's wheel and collects the wheels of everything it depends on.
+# Stage `build` makes the project's wheel with the agent's hot path compiled (tools/native.py,
+# through the build hook tools/hatch_native.py: a wheel for this Python and platform) and
+# collects the wheels of everything it depends on. The compiler and the tools the compiling
+# needs (`tools/native.py requirements`, in a virtual environment of their own) stay in it.
 # The runtime stage installs from that wheelhouse alone (--no-index): no source tree, no
 # compiler, no network; it runs as an unprivileged user with its data in /var/lib/drehscheibe.
 # tests/deploy/test_dockerfile.py runs these RUN commands without Docker.
@@ -14,16 +17,24 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HATCH_BUILD_HOOK_ENABLE_CUSTOM=true
 WORKDIR /src
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+COPY tools/native.py tools/hatch_native.py tools/
 COPY ngsi/ ngsi/
 COPY models/ models/
 COPY agents/ agents/
 COPY schemas/ schemas/
 COPY drehscheibe/ drehscheibe/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python -m pip wheel --wheel-dir /wheels .
+    python tools/native.py requirements > build-requirements.txt \
+ && python -m venv /opt/build \
+ && /opt/build/bin/python -m pip install --requirement build-requirements.txt \
+ && /opt/build/bin/python -m pip wheel --no-build-isolation --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="drehscheibe" \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -115,3 +116,16 @@ def test_the_tool_and_the_guard_read_one_build_record(native: ModuleType) -> Non
     from agents._native import STAMP
 
     assert native.STAMP == STAMP
+
+
+def test_requirements_are_what_compiling_a_wheel_imports(native: ModuleType) -> None:
+    listed = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "native.py"), "requirements"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    names = {re.split(r"[\[<>=,]", requirement)[0].lower() for requirement in listed}
+    # the build hook's backend, mypyc and its setuptools build, and what mypyc type-checks with
+    assert {"hatchling", "mypy", "setuptools", "pydantic", "types-pyyaml"} <= names
+    assert listed == native.requirements()

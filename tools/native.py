@@ -3,6 +3,7 @@
     python tools/native.py build    # compile what changed since the last build
     python tools/native.py clean    # remove the compiled modules: pure Python again
     python tools/native.py status   # which modules are compiled, and whether they are current
+    python tools/native.py requirements  # what a compiled wheel's build installs (the image's)
 
 The modules are listed in pyproject.toml (`[tool.drehscheibe.native] modules`): the parser,
 the mapping and the pipeline's stages, the code every uplink runs through. mypyc turns their
@@ -191,9 +192,19 @@ def status() -> int:
     return 1 if stale else 0
 
 
+def requirements() -> list[str]:
+    """What building a compiled wheel needs installed (besides a C compiler and the Python
+    headers): the project's dependencies (mypyc type-checks the modules against them) and the
+    `native` extra (the build backend, mypy, setuptools, type stubs)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = config["project"]
+    found: list[str] = [*project["dependencies"], *project["optional-dependencies"]["native"]]
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("command", choices=("build", "clean", "status"))
+    parser.add_argument("command", choices=("build", "clean", "status", "requirements"))
     parser.add_argument("--force", action="store_true", help="build even when current")
     args = parser.parse_args()
     if args.command == "build":
@@ -201,6 +212,8 @@ def main() -> None:
     elif args.command == "clean":
         clean()
         print("native: compiled modules removed")
+    elif args.command == "requirements":
+        print("\n".join(requirements()))
     else:
         sys.exit(status())
 

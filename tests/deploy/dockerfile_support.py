@@ -34,7 +34,10 @@ __all__ = [
 ]
 
 # Image set-up that needs root and changes nothing a test of the installed package can see.
-SKIPPED_COMMANDS = frozenset({"groupadd", "useradd", "install", "chown", "chmod", "ln"})
+SKIPPED_COMMANDS = frozenset(
+    # the base image's users and files; its packages (this machine's come from `make build-deps`)
+    {"groupadd", "useradd", "install", "chown", "chmod", "ln", "apt-get", "rm"}
+)
 # Paths that belong to the base image, not to the stage: never mapped.
 _SYSTEM = ("/usr/", "/bin/", "/sbin/", "/lib", "/etc/", "/dev/", "/proc/", "/sys/")
 _PATH_TOKEN = re.compile(r"(?<![\w:/.$-])(/[\w.+/-]*)")

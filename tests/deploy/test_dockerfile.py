@@ -17,7 +17,9 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 import threading
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,8 +215,17 @@ def test_the_image_build_followed_on_this_machine(
     venv = runtime.host("/opt/drehscheibe")
     assert (venv / "bin" / "drehscheibe").is_file()
 
-    # Package data travels in the wheel.
+    # Package data travels in the wheel, and the agent's hot path compiled for this Python.
     names = set(zipfile.ZipFile(wheels[0]).namelist())
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert f"-{tag}-{tag}-linux_" in wheels[0].name, wheels[0].name
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    modules = config["tool"]["drehscheibe"]["native"]["modules"]
+    compiled = {module.replace(".", "/") + suffix for module in modules}
+    compiled.add(f"drehscheibe__mypyc{suffix}")
+    assert compiled <= names, f"not compiled into the wheel: {sorted(compiled - names)}"
+    assert "drehscheibe__mypyc.json" not in names
     for pattern in ["schemas/json/*.json", "agents/profiles/builtin/*.yaml"]:
         expected = {p.relative_to(REPO).as_posix() for p in REPO.glob(pattern)}
         assert expected
@@ -261,6 +272,17 @@ def test_the_image_build_followed_on_this_machine(
         check=True,
     )
     assert Path(where.stdout.strip()).is_relative_to(venv), "imported from outside the venv"
+    pipeline = subprocess.run(
+        ["python", "-c", "import agents.runtime._pipeline as m; print(m.__file__)"],
+        cwd=runtime.host(runtime.workdir),
+        env=runtime.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert pipeline.stdout.strip().endswith(suffix), "the installed agent runs plain Python"
+    assert not pipeline.stderr, pipeline.stderr  # no warning of stale compiled modules
 
     # The image's HEALTHCHECK, run with the installed Python.
     check = healthcheck_command(runtime_stage)
