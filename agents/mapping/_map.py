@@ -47,9 +47,9 @@ against the models and the official schemas (`validate_profile_shapes`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import ValidationError
 
@@ -131,7 +131,6 @@ class MappingConfig:
 DEFAULT_MAPPING_CONFIG = MappingConfig()
 
 
-@dataclass(frozen=True, slots=True)
 class MappedUplink:
     """The entities of one uplink, observations first and the Device last.
 
@@ -140,14 +139,33 @@ class MappedUplink:
     observation time and `time_source` where it came from; `received_at` the receive time the
     Device attributes carry. `warnings` say what was left out or flagged. `observed_text` is
     `observed_at` as the observations' `observedAt` spell it (None: not given).
+
+    A plain class with read-only attributes, not a frozen dataclass: compiled, it is built by a
+    direct call, where the dataclass's generated `__init__` ran interpreted, a `setattr` per
+    field (every uplink makes one).
     """
 
-    entities: list[dict[str, Any]]
-    observed_at: datetime
-    received_at: datetime
-    time_source: TimeSourceUsed
-    warnings: tuple[MappingWarning, ...] = field(default=())
-    observed_text: str | None = None
+    def __init__(
+        self,
+        entities: list[dict[str, Any]],
+        observed_at: datetime,
+        received_at: datetime,
+        time_source: TimeSourceUsed,
+        warnings: tuple[MappingWarning, ...] = (),
+        observed_text: str | None = None,
+    ) -> None:
+        self.entities: Final = entities
+        self.observed_at: Final = observed_at
+        self.received_at: Final = received_at
+        self.time_source: Final = time_source
+        self.warnings: Final = warnings
+        self.observed_text: Final = observed_text
+
+    def __repr__(self) -> str:
+        return (
+            f"MappedUplink({len(self.entities)} entities, observed_at={self.observed_at!r}, "
+            f"time_source={self.time_source!r}, {len(self.warnings)} warnings)"
+        )
 
     def outbox_parts(self, *, take: bool = False) -> list[tuple[dict[str, Any], str, datetime]]:
         """`(entity without @context, its @context URL, the time it is observed at)` for each

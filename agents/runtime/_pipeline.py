@@ -149,13 +149,21 @@ class DeviceNotInService(Exception):
         self.message = message
 
 
-@dataclass(slots=True)
 class Mapped:
-    """What the mapper made of one uplink: outbox items, and the profile's warnings."""
+    """What the mapper made of one uplink: outbox items, and the profile's warnings.
 
-    items: list[OutboxItem]
-    warnings: tuple[str, ...] = ()
-    device: str | None = None
+    A plain class, not a dataclass: compiled, it is built by a direct call (every uplink makes
+    one), where a dataclass's generated `__init__` runs interpreted."""
+
+    def __init__(
+        self, items: list[OutboxItem], warnings: tuple[str, ...] = (), device: str | None = None
+    ) -> None:
+        self.items = items
+        self.warnings = warnings
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"Mapped({len(self.items)} items, {len(self.warnings)} warnings, {self.device!r})"
 
 
 class UplinkMapper(Protocol):
