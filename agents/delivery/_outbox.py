@@ -77,7 +77,8 @@ class OutboxItem(NamedTuple):
 
     `entity` is a normalized NGSI-LD entity (`id` and `type` required), without `@context`:
     `context` is the @context URL to write it with (the client applies contexts per type;
-    None means the client's default). `tenant` None means the sink's default tenant.
+    None means the client's default). An entity with an `@context` of its own is written with
+    that one, and its `context` is dropped. `tenant` None means the sink's default tenant.
     `dev_eui` and `f_cnt` name the uplink it came from. `observed_at` orders the readings of one
     entity; when None it is taken from the entity (the latest `observedAt` of its attributes).
     A named tuple, like `QueuedItem`: every uplink makes two.
@@ -165,6 +166,22 @@ _SCHEMA = (
     """,
 )
 
+_VERSION = 1
+"""The outbox's layout (SQLite's `user_version`). 1: a row with a `context` URL has no
+`@context` of its own in its body (`_row` moves such an entity to the rows without a URL)."""
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring rows written before `_VERSION` to it."""
+    found = conn.execute(
+        "SELECT id, body FROM outbox WHERE context IS NOT NULL AND instr(body, ?) > 0",
+        (b'"@context"',),
+    ).fetchall()
+    own = [(row_id,) for row_id, body in found if "@context" in orjson.loads(body)]
+    conn.executemany("UPDATE outbox SET context = NULL WHERE id = ?", own)
+    conn.execute(f"PRAGMA user_version = {_VERSION}")
+
+
 _INSERT = (
     "INSERT INTO outbox (tenant, context, entity_id, entity_type, body, dev_eui, f_cnt, "
     "observed_us, enqueued_us)"
@@ -206,6 +223,8 @@ class Outbox:
             with self.db.write() as conn:
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                if int(conn.execute("PRAGMA user_version").fetchone()[0]) < _VERSION:
+                    _upgrade(conn)
                 self._depth = int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
                 self._watermarks: dict[tuple[str, str], int] = {
                     (tenant, entity_id): observed
@@ -567,9 +586,14 @@ def _row(item: OutboxItem, index: int) -> tuple[Any, ...]:
         ) from None
     observed = item.observed_at
     observed_us = to_us(observed) if observed is not None else _latest_observed_us(entity)
+    context = item.context
+    if context is not None and "@context" in entity:
+        # its own @context wins over the URL (the client's rule), and the sender sends the
+        # rows of a URL without looking for one (see _VERSION)
+        context = None
     return (
         item.tenant,
-        item.context,
+        context,
         entity_id,
         entity_type,
         body,

@@ -207,9 +207,13 @@ class NgsiSink:
             options["tenant"] = tenant
         if context is not None:
             options["context"] = context
+        # A body with an @context of its own goes as a dict (the client keeps that context);
+        # the outbox stores none such under a context URL, so only those without need a look.
         entities: list[Any] = (
             [
-                item.entity if b'"@context"' in item.body else RawEntity(item.entity_id, item.body)
+                item.entity
+                if context is None and b'"@context"' in item.body
+                else RawEntity(item.entity_id, item.body)
                 for item in items
             ]
             if self.raw_json

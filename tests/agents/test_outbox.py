@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -318,6 +320,53 @@ def test_an_uplink_without_entities_can_be_marked_seen_with_its_dead_letter(
     assert outbox.frames.check("0004A30B001C0530", 3).kind == "duplicate"
     [letter] = outbox.dead_letters.list()
     assert letter.payload == b"\x01\x67\x01"
+
+
+def test_an_entity_with_its_own_context_is_stored_without_the_url(outbox: Outbox) -> None:
+    own = reading(1, device=1)
+    with_own = own._replace(entity={**own.entity, "@context": ["https://example.org/own.jsonld"]})
+    outbox.put_many([reading(0), with_own])
+    contexts = {item.entity_id: item.context for item in outbox.items()}
+    assert contexts == {
+        "urn:ngsi-ld:AirQualityObserved:point-0": "https://example.org/context.jsonld",
+        "urn:ngsi-ld:AirQualityObserved:point-1": None,  # its own @context is the one it gets
+    }
+
+
+def test_opening_an_older_outbox_drops_the_url_of_rows_with_their_own_context(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.db"
+    Outbox(path).close()
+    with sqlite3.connect(path) as conn:  # rows as an outbox before user_version 1 wrote them
+        conn.execute("PRAGMA user_version = 0")
+        url = "https://example.org/context.jsonld"
+        for n, body in enumerate(
+            [
+                {"id": "urn:ngsi-ld:X:own", "type": "X", "@context": [url]},
+                {"id": "urn:ngsi-ld:X:text", "type": "X", "note": {"value": '"@context"'}},
+                {"id": "urn:ngsi-ld:X:plain", "type": "X"},
+            ]
+        ):
+            conn.execute(
+                "INSERT INTO outbox (context, entity_id, entity_type, body, enqueued_us) "
+                "VALUES (?, ?, 'X', ?, ?)",
+                (url, body["id"], json.dumps(body, separators=(",", ":")).encode(), n),
+            )
+    conn.close()
+    outbox = Outbox(path)
+    try:
+        contexts = {item.entity_id: item.context for item in outbox.items()}
+        assert contexts == {
+            "urn:ngsi-ld:X:own": None,
+            "urn:ngsi-ld:X:text": "https://example.org/context.jsonld",
+            "urn:ngsi-ld:X:plain": "https://example.org/context.jsonld",
+        }
+    finally:
+        outbox.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
 
 
 def test_oldest_age(outbox: Outbox) -> None:

@@ -706,11 +706,13 @@ def test_the_ngsi_sink_passes_the_outbox_json_through(
 ) -> None:
     broker = Broker(all_done)
     own = reading(3, minute=2)
+    both = reading(4, minute=3)  # its own @context and a URL: its own one is sent
     outbox.put_many(
         [
             reading(1),
             reading(2, minute=1),
             OutboxItem(entity={**own.entity, "@context": ENVIRONMENT}, observed_at=own.observed_at),
+            both._replace(entity={**both.entity, "@context": [ENVIRONMENT]}),
         ]
     )
     stored = {item.entity_id: item.body for item in outbox.items()}
@@ -726,7 +728,7 @@ def test_the_ngsi_sink_passes_the_outbox_json_through(
     sink = NgsiSink(client, raw_json=raw_json)
 
     assert sink.raw_json is (raw_json is None)
-    assert Sender(outbox, sink).run_once().accepted == 3
+    assert Sender(outbox, sink).run_once().accepted == 4
     sent = {e["id"]: e for _, entities in broker.requests for e in entities}
     assert sent == {key: orjson.loads(body) for key, body in stored.items()}
     raw = {e.entity_id: e.json for e in given if isinstance(e, RawEntity)}
