@@ -52,14 +52,18 @@ def test_no_compiled_module_is_older_than_its_source(native: ModuleType) -> None
     )
 
 
-def test_status_names_each_module_and_its_state(native: ModuleType) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "native.py"), "status"],
+def run_tool(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "native.py"), command],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
+
+
+def test_status_names_each_module_and_its_state(native: ModuleType) -> None:
+    done = run_tool("status")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     expected = "compiled" if native.compiled_modules() else "pure Python"
@@ -119,12 +123,9 @@ def test_the_tool_and_the_guard_read_one_build_record(native: ModuleType) -> Non
 
 
 def test_requirements_are_what_compiling_a_wheel_imports(native: ModuleType) -> None:
-    listed = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "native.py"), "requirements"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    done = run_tool("requirements")
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.split()
     names = {re.split(r"[\[<>=,]", requirement)[0].lower() for requirement in listed}
     # the build hook's backend, mypyc and its setuptools build, and what mypyc type-checks with
     assert {"hatchling", "mypy", "setuptools", "pydantic", "types-pyyaml"} <= names

@@ -263,7 +263,12 @@ def test_the_image_build_followed_on_this_machine(
     builtin = {p.stem for p in (REPO / "agents" / "profiles" / "builtin").glob("*.yaml")}
     assert builtin <= set(re.findall(r'"name": "([^"]+)"', answer.stdout))
     where = subprocess.run(
-        ["python", "-c", "import drehscheibe, schemas; print(drehscheibe.__file__)"],
+        [
+            "python",
+            "-c",
+            "import drehscheibe, schemas, agents.runtime._pipeline as pipeline; "
+            "print(drehscheibe.__file__); print(pipeline.__file__)",
+        ],
         cwd=runtime.host(runtime.workdir),
         env=runtime.env,
         capture_output=True,
@@ -271,18 +276,10 @@ def test_the_image_build_followed_on_this_machine(
         timeout=60,
         check=True,
     )
-    assert Path(where.stdout.strip()).is_relative_to(venv), "imported from outside the venv"
-    pipeline = subprocess.run(
-        ["python", "-c", "import agents.runtime._pipeline as m; print(m.__file__)"],
-        cwd=runtime.host(runtime.workdir),
-        env=runtime.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert pipeline.stdout.strip().endswith(suffix), "the installed agent runs plain Python"
-    assert not pipeline.stderr, pipeline.stderr  # no warning of stale compiled modules
+    package, pipeline = where.stdout.split()
+    assert Path(package).is_relative_to(venv), "imported from outside the venv"
+    assert pipeline.endswith(suffix), "the installed agent runs plain Python"
+    assert not where.stderr, where.stderr  # no warning of stale compiled modules
 
     # The image's HEALTHCHECK, run with the installed Python.
     check = healthcheck_command(runtime_stage)
