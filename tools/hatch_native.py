@@ -12,14 +12,24 @@ a C compiler and the Python headers.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
-import sysconfig
-import tomllib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+
+def _native_tool(root: Path) -> ModuleType:
+    """tools/native.py as a module (a script, not in a package): the files it builds."""
+    spec = importlib.util.spec_from_file_location("drehscheibe_native", root / "tools/native.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
@@ -29,14 +39,13 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if self.target_name != "wheel" or version == "editable":
             return
         root = Path(self.root)
+        native = _native_tool(root)
+        # a process of its own: mypyc and setuptools stay out of the build backend's
         subprocess.run([sys.executable, str(root / "tools" / "native.py"), "build"], check=True)
-        suffix = sysconfig.get_config_var("EXT_SUFFIX")
-        config = tomllib.loads((root / "pyproject.toml").read_text())
-        modules: list[str] = config["tool"]["drehscheibe"]["native"]["modules"]
-        compiled = [module.replace(".", "/") + suffix for module in modules]
-        compiled.append(f"drehscheibe__mypyc{suffix}")
-        for relative in compiled:
-            path = root / relative
+        built = [native.extension_of(module) for module in native.listed_modules()]
+        built.append(native.shared_library())
+        for path in built:
+            relative = path.relative_to(root).as_posix()
             if not path.is_file():
                 raise RuntimeError(f"tools/native.py build left no {relative}")
             build_data["force_include"][str(path)] = relative
